@@ -1,0 +1,1 @@
+//! capstan-openapi (being written)

@@ -1,0 +1,1 @@
+//! capstan-patch (being written)

@@ -1,0 +1,1 @@
+//! capstan-printers (being written)

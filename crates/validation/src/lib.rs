@@ -1,0 +1,1 @@
+//! capstan-validation (being written)

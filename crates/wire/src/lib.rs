@@ -1,0 +1,1 @@
+//! capstan-wire (being written)
