@@ -1,1 +1,157 @@
-//! placeholder
+//! The Kubernetes REST API server of Capstan.
+//!
+//! It knows the `Store` trait, never a backend: the binary opens the store and hands it in.
+//! Requests flow: TLS + authentication ([`server`], [`auth`]) → [`router`] (health, version,
+//! discovery, OpenAPI) → [`request`] parsing → [`handlers`] (get/list/watch/create/update/
+//! patch/delete) → admission and validation → the store. Lists and watches are served from
+//! the [`watchcache`], which follows one store watch.
+
+pub mod admission;
+pub mod allocator;
+pub mod auth;
+pub mod bootstrap;
+pub mod codec;
+pub mod convert;
+pub mod discovery;
+pub mod filter;
+pub mod handlers;
+pub mod meta;
+pub mod request;
+pub mod respond;
+pub mod router;
+pub mod server;
+pub mod status;
+pub mod watchcache;
+
+use capstan_api::resources::{self, Resource};
+use capstan_store::Store;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The Kubernetes version whose API Capstan serves.
+pub const KUBE_MAJOR: &str = "1";
+pub const KUBE_MINOR: &str = "32";
+pub const KUBE_GIT_VERSION: &str = "v1.32.4+capstan";
+
+pub fn version_info() -> Value {
+    json!({
+        "major": KUBE_MAJOR,
+        "minor": KUBE_MINOR,
+        "gitVersion": KUBE_GIT_VERSION,
+        "gitCommit": env!("CARGO_PKG_VERSION"),
+        "gitTreeState": "clean",
+        "buildDate": "2026-11-22T00:00:00Z",
+        "goVersion": "go1.23.6",
+        "compiler": "gc",
+        "platform": format!("linux/{}", if cfg!(target_arch = "aarch64") { "arm64" } else { "amd64" }),
+    })
+}
+
+/// Settings of the API server.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub service_cidr: allocator::Cidr,
+    pub cluster_cidr: String,
+    pub node_port_range: (u16, u16),
+    /// Bearer tokens the server accepts, with their identities.
+    pub tokens: Vec<(String, auth::User)>,
+    /// Number of events the watch cache keeps for watchers resuming at an old revision.
+    pub watch_cache_events: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            service_cidr: allocator::Cidr::parse("10.43.0.0/16").expect("valid"),
+            cluster_cidr: "10.42.0.0/16".into(),
+            node_port_range: (30000, 32767),
+            tokens: Vec::new(),
+            watch_cache_events: 100_000,
+        }
+    }
+}
+
+/// Shared state of the running server.
+pub struct ApiServer {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub cache: Arc<watchcache::WatchCache>,
+    pub allocator: allocator::Allocator,
+}
+
+impl ApiServer {
+    /// Build the server: start the watch cache and create the objects every cluster has.
+    pub async fn new(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Arc<ApiServer>> {
+        let cache = watchcache::WatchCache::start(store.clone(), config.watch_cache_events).await?;
+        let allocator = allocator::Allocator::new(config.service_cidr, config.node_port_range);
+        let api = Arc::new(ApiServer { config, store, cache, allocator });
+        bootstrap::ensure(&api).await?;
+        // Resume namespace terminations interrupted by a restart.
+        let nsres = resources::find("", "v1", "namespaces").expect("registered");
+        for ns in api.cache.list(&nsres.prefix(None)).0 {
+            if meta::deletion_timestamp(&ns).is_some() {
+                api.spawn_namespace_cleanup(meta::name(&ns).to_string());
+            }
+        }
+        Ok(api)
+    }
+
+    /// Ready when the store answers.
+    pub async fn ready(&self) -> Result<(), String> {
+        match tokio::time::timeout(Duration::from_secs(2), self.store.health()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!("etcd failed: {e}")),
+            Err(_) => Err("etcd failed: timed out".into()),
+        }
+    }
+
+    /// Hook after an object is deleted from the store.
+    pub async fn after_delete(&self, _res: &Resource, _obj: &Value) {}
+
+    /// Delete everything in a terminating namespace, then the namespace itself (the namespace
+    /// controller's job; it runs here until the controller manager takes it over).
+    pub fn spawn_namespace_cleanup(self: &Arc<Self>, ns: String) {
+        let api = self.clone();
+        tokio::spawn(async move {
+            for attempt in 0..600u32 {
+                match api.clean_namespace_once(&ns).await {
+                    Ok(true) => return,
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(namespace = %ns, error = %e, "namespace cleanup"),
+                }
+                tokio::time::sleep(Duration::from_millis(if attempt < 10 { 100 } else { 1000 })).await;
+            }
+        });
+    }
+
+    async fn clean_namespace_once(&self, ns: &str) -> anyhow::Result<bool> {
+        let mut remaining = 0;
+        for r in resources::RESOURCES.iter().filter(|r| r.namespaced && r.storage_version && r.is_stored()) {
+            let list = self.store.list(&r.prefix(Some(ns)), None, None, 0).await?;
+            for kv in list.kvs {
+                let mut obj: Value = serde_json::from_slice(&kv.value).unwrap_or(Value::Null);
+                if meta::finalizers(&obj).is_empty() {
+                    let _ = self.store.delete(&kv.key, Some(kv.mod_revision)).await;
+                } else {
+                    remaining += 1;
+                    if meta::deletion_timestamp(&obj).is_none() {
+                        let m = meta::meta_mut(&mut obj);
+                        m.insert("deletionTimestamp".into(), json!(meta::now()));
+                        m.insert("deletionGracePeriodSeconds".into(), json!(0));
+                        let _ = self.store.update(&kv.key, codec::encode_stored(&obj), kv.mod_revision).await;
+                    }
+                }
+            }
+        }
+        if remaining > 0 {
+            return Ok(false);
+        }
+        let nsres = resources::find("", "v1", "namespaces").expect("registered");
+        let key = nsres.key(None, ns);
+        if let Some(kv) = self.store.get(&key).await? {
+            self.store.delete(&key, Some(kv.mod_revision)).await?;
+        }
+        Ok(true)
+    }
+}

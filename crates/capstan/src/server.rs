@@ -1,0 +1,149 @@
+//! `capstan server`: open the datastore, create or load the PKI, start the API server and
+//! write the admin kubeconfig. Components start in order: store → API server.
+
+use crate::pki;
+use anyhow::{Context, Result};
+use capstan_apiserver::{allocator::Cidr, auth::User, ApiServer, Config};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServerArgs {
+    /// Directory for the embedded store, certificates and kubeconfig.
+    #[arg(long, short = 'd')]
+    pub data_dir: Option<PathBuf>,
+    /// Address the API server listens on.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub bind_address: IpAddr,
+    /// HTTPS port of the API server.
+    #[arg(long, default_value_t = 6443)]
+    pub https_listen_port: u16,
+    /// etcd endpoints (etcd://HOST:PORT[,HOST:PORT…]); the embedded store when absent.
+    #[arg(long)]
+    pub datastore_endpoint: Option<String>,
+    /// Do not run the node agent in this process.
+    #[arg(long)]
+    pub disable_agent: bool,
+    /// CIDR for service cluster IPs.
+    #[arg(long, default_value = "10.43.0.0/16")]
+    pub service_cidr: String,
+    /// CIDR for pod IPs (a /24 per node).
+    #[arg(long, default_value = "10.42.0.0/16")]
+    pub cluster_cidr: String,
+    /// Port range for NodePort services.
+    #[arg(long, default_value = "30000-32767")]
+    pub service_node_port_range: String,
+    /// Extra names or IPs for the serving certificate.
+    #[arg(long = "tls-san")]
+    pub tls_san: Vec<String>,
+    /// Where to write the admin kubeconfig (default <data-dir>/admin.kubeconfig).
+    #[arg(long)]
+    pub write_kubeconfig: Option<PathBuf>,
+}
+
+fn default_data_dir() -> PathBuf {
+    let is_root = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false);
+    if is_root {
+        PathBuf::from("/var/lib/capstan")
+    } else {
+        let home = std::env::var("HOME").unwrap_or_else(|_| ".".into());
+        PathBuf::from(home).join(".capstan")
+    }
+}
+
+fn parse_port_range(s: &str) -> Result<(u16, u16)> {
+    let (a, b) = s.split_once('-').context("--service-node-port-range must be FROM-TO")?;
+    let (a, b): (u16, u16) = (a.trim().parse()?, b.trim().parse()?);
+    anyhow::ensure!(a <= b, "--service-node-port-range: {a} > {b}");
+    Ok((a, b))
+}
+
+pub async fn run(args: ServerArgs) -> Result<()> {
+    let started = Instant::now();
+    let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("creating data dir {}", data_dir.display()))?;
+    let service_cidr = Cidr::parse(&args.service_cidr).map_err(anyhow::Error::msg)?;
+    Cidr::parse(&args.cluster_cidr).map_err(anyhow::Error::msg)?;
+    let node_port_range = parse_port_range(&args.service_node_port_range)?;
+
+    // Store.
+    let ds = capstan_store::Datastore::parse(args.datastore_endpoint.as_deref(), &data_dir)?;
+    let store = capstan_store::open(&ds).await.context("opening the datastore")?;
+    tracing::info!(datastore = %describe(&ds), "store started");
+
+    // Certificates and credentials.
+    let first_ip = service_cidr.nth(1).to_string();
+    let mut sans = vec![
+        "127.0.0.1".to_string(),
+        "localhost".to_string(),
+        first_ip,
+        "kubernetes".into(),
+        "kubernetes.default".into(),
+        "kubernetes.default.svc".into(),
+        "kubernetes.default.svc.cluster.local".into(),
+    ];
+    if !args.bind_address.is_unspecified() {
+        sans.push(args.bind_address.to_string());
+    }
+    if let Ok(h) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        let h = h.trim().to_string();
+        if !h.is_empty() && !sans.contains(&h) {
+            sans.push(h);
+        }
+    }
+    for s in &args.tls_san {
+        if !sans.contains(s) {
+            sans.push(s.clone());
+        }
+    }
+    let pki = pki::ensure(&data_dir, &sans)?;
+    let token = pki::ensure_token(&data_dir)?;
+    let tls = Arc::new(pki::server_tls(&pki)?);
+
+    let config = Config {
+        service_cidr,
+        cluster_cidr: args.cluster_cidr.clone(),
+        node_port_range,
+        tokens: vec![(token, User { name: "capstan:node-agent".into(), groups: vec!["system:nodes".into(), "system:masters".into()] })],
+        ..Config::default()
+    };
+    let api = ApiServer::new(config, store).await?;
+    let addr = SocketAddr::new(args.bind_address, args.https_listen_port);
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+    let host = if args.bind_address.is_unspecified() { "127.0.0.1".to_string() } else { args.bind_address.to_string() };
+    let host = if host.contains(':') { format!("[{host}]") } else { host };
+    let kubeconfig = args.write_kubeconfig.clone().unwrap_or_else(|| data_dir.join("admin.kubeconfig"));
+    pki::write_kubeconfig(&kubeconfig, &format!("https://{host}:{}", args.https_listen_port), &pki)?;
+    tracing::info!(%addr, kubeconfig = %kubeconfig.display(), "apiserver started");
+    let serving = tokio::spawn(capstan_apiserver::server::serve(api.clone(), listener, tls));
+    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "capstan server ready");
+    if !args.disable_agent {
+        tracing::info!("node agent not started: this build has no node agent yet (pass --disable-agent to silence)");
+    }
+    tokio::select! {
+        _ = serving => {}
+        _ = shutdown_signal() => tracing::info!("shutting down"),
+    }
+    Ok(())
+}
+
+fn describe(ds: &capstan_store::Datastore) -> String {
+    match ds {
+        capstan_store::Datastore::Embedded { dir } => format!("embedded:{}", dir.display()),
+        capstan_store::Datastore::Etcd { endpoints } => format!("etcd:{}", endpoints.join(",")),
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("signal handler");
+    let mut int = signal(SignalKind::interrupt()).expect("signal handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

@@ -1,0 +1,273 @@
+//! Test harness: start the real `capstan` binary on loopback ports of its own (optionally on
+//! a real etcd), and drive it with the real kubectl. Everything started is killed by PID when
+//! the guard drops.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A running etcd from Debian's package, on ports of its own.
+pub struct Etcd {
+    child: Child,
+    _dir: tempfile::TempDir,
+    pub endpoint: String,
+}
+
+impl Etcd {
+    /// None (with a notice) when etcd is not installed.
+    pub fn start() -> Option<Etcd> {
+        let bin = ["/usr/bin/etcd", "/usr/local/bin/etcd"].into_iter().find(|p| Path::new(p).exists())?;
+        let dir = tempfile::tempdir().unwrap();
+        let (cp, pp) = (free_port(), free_port());
+        let client = format!("http://127.0.0.1:{cp}");
+        let peer = format!("http://127.0.0.1:{pp}");
+        let child = Command::new(bin)
+            .args(["--data-dir", dir.path().join("etcd").to_str().unwrap()])
+            .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
+            .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
+            .args(["--initial-cluster", &format!("default={peer}"), "--name", "default"])
+            .env("ETCD_UNSUPPORTED_ARCH", std::env::consts::ARCH)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start etcd");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", cp)).is_err() {
+            assert!(Instant::now() < deadline, "etcd did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(Etcd { child, _dir: dir, endpoint: format!("etcd://127.0.0.1:{cp}") })
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Which datastore a test server uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Embedded,
+    Etcd,
+}
+
+/// A running `capstan server`.
+pub struct Server {
+    child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub kubeconfig: PathBuf,
+    cache: tempfile::TempDir,
+    pub etcd: Option<Etcd>,
+    extra: Vec<String>,
+}
+
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    fn from(o: Output) -> Out {
+        Out {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    /// Panics with both streams unless the command succeeded.
+    pub fn ok(self) -> String {
+        assert_eq!(self.code, 0, "command failed\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self.stdout
+    }
+
+    /// Panics unless the command failed; returns stderr.
+    pub fn err(self) -> String {
+        assert_ne!(self.code, 0, "command unexpectedly succeeded\nstdout:\n{}", self.stdout);
+        self.stderr
+    }
+}
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_capstan")
+}
+
+impl Server {
+    pub fn start() -> Server {
+        Self::start_backend(Backend::Embedded, &[])
+    }
+
+    /// Start on `backend`; None when it is etcd and etcd is not installed.
+    pub fn try_start(backend: Backend) -> Option<Server> {
+        if backend == Backend::Etcd && Etcd::start().is_none() {
+            eprintln!("NOTICE: /usr/bin/etcd not installed; etcd-backend test skipped");
+            return None;
+        }
+        Some(Self::start_backend(backend, &[]))
+    }
+
+    pub fn start_backend(backend: Backend, extra: &[&str]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let etcd = if backend == Backend::Etcd { Some(Etcd::start().expect("etcd installed")) } else { None };
+        let mut extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        if let Some(e) = &etcd {
+            extra.push("--datastore-endpoint".into());
+            extra.push(e.endpoint.clone());
+        }
+        let mut s = Server {
+            child: None,
+            kubeconfig: dir.path().join("admin.kubeconfig"),
+            dir,
+            port: free_port(),
+            cache: tempfile::tempdir().unwrap(),
+            etcd,
+            extra,
+        };
+        s.spawn();
+        s
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("server.log"))
+            .unwrap();
+        let child = Command::new(binary())
+            .args(["server", "--disable-agent", "--bind-address", "127.0.0.1"])
+            .args(["--https-listen-port", &self.port.to_string()])
+            .args(["--data-dir", self.dir.path().to_str().unwrap()])
+            .args(&self.extra)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start capstan");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if self.kubeconfig.exists() {
+                let out = Command::new("curl")
+                    .args(["-sk", "-o", "/dev/null", "-w", "%{http_code}", &format!("https://127.0.0.1:{}/readyz", self.port)])
+                    .output();
+                if let Ok(o) = out {
+                    if o.stdout == b"200" {
+                        return;
+                    }
+                }
+            }
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(status)) = c.try_wait() {
+                    panic!("capstan exited early ({status}):\n{}", self.log());
+                }
+            }
+            assert!(Instant::now() < deadline, "capstan did not become ready:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// kill -9 and start again on the same data dir.
+    pub fn kill9_and_restart(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.spawn();
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// The real kubectl (the dispatcher on PATH), with a fresh cache dir.
+    pub fn kubectl(&self, args: &[&str]) -> Out {
+        self.kubectl_with("/usr/bin/kubectl", args, None)
+    }
+
+    pub fn kubectl_stdin(&self, args: &[&str], stdin: &str) -> Out {
+        self.kubectl_with("/usr/bin/kubectl", args, Some(stdin))
+    }
+
+    pub fn kubectl_with(&self, bin: &str, args: &[&str], stdin: Option<&str>) -> Out {
+        let mut cmd = Command::new(bin);
+        cmd.env("KUBECONFIG", &self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.cache.path())
+            .args(args)
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("run kubectl");
+        if let Some(input) = stdin {
+            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        }
+        Out::from(child.wait_with_output().unwrap())
+    }
+
+    /// curl with the admin credential; returns (status, body).
+    pub fn curl(&self, args: &[&str]) -> (u16, String) {
+        let tls = self.dir.path().join("tls");
+        let out = Command::new("curl")
+            .args(["-s", "-w", "\n%{http_code}"])
+            .arg("--cacert")
+            .arg(tls.join("ca.crt"))
+            .arg("--cert")
+            .arg(tls.join("client-admin.crt"))
+            .arg("--key")
+            .arg(tls.join("client-admin.key"))
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+/// Retry `f` until it returns Some, for up to `secs`.
+pub fn eventually<T>(secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "condition not met within {secs}s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
