@@ -37,10 +37,8 @@ pub async fn admit_create(api: &Arc<ApiServer>, res: &Resource, obj: &mut Value)
 pub async fn admit_update(api: &Arc<ApiServer>, res: &Resource, old: &Value, new: &mut Value) -> ApiResult<()> {
     match res.kind {
         "Service" => api.allocator.keep_on_update(api, old, new).await?,
-        "Namespace" => {
-            if new.pointer("/status/phase").is_none() {
-                new["status"]["phase"] = old.pointer("/status/phase").cloned().unwrap_or(json!("Active"));
-            }
+        "Namespace" if new.pointer("/status/phase").is_none() => {
+            new["status"]["phase"] = old.pointer("/status/phase").cloned().unwrap_or(json!("Active"));
         }
         "Pod" => {
             // Priority is resolved once, at creation.
@@ -254,9 +252,7 @@ pub async fn check_eviction(api: &Arc<ApiServer>, ns: &str, pod_name: &str) -> A
         }
         let allowed = pdb.pointer("/status/disruptionsAllowed").and_then(Value::as_i64).unwrap_or(0);
         if allowed <= 0 {
-            let mut e = ApiError::too_many_requests(format!(
-                "Cannot evict pod as it would violate the pod's disruption budget."
-            ));
+            let mut e = ApiError::too_many_requests("Cannot evict pod as it would violate the pod's disruption budget.");
             e.details = Some(json!({"causes": [{"reason": "DisruptionBudget", "message": format!(
                 "The disruption budget {} needs {} healthy pods and has {} currently",
                 meta::name(&pdb),

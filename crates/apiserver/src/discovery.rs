@@ -8,17 +8,27 @@ use hyper::{Response, StatusCode};
 
 const AGGREGATED: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
 
-fn wants_aggregated(parts: &http::request::Parts) -> bool {
-    parts
-        .headers
-        .get(http::header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| {
-            a.split(',').any(|m| {
-                let m = m.replace(' ', "");
-                m.contains("g=apidiscovery.k8s.io") && m.contains("v=v2") && m.contains("as=APIGroupDiscoveryList")
-            })
-        })
+/// Which aggregated discovery version the client accepts, if any ("v2" preferred over "v2beta1").
+fn wants_aggregated(parts: &http::request::Parts) -> Option<&'static str> {
+    let accept = parts.headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok())?;
+    let mut best = None;
+    for m in accept.split(',') {
+        let m = m.replace(' ', "");
+        if !(m.contains("g=apidiscovery.k8s.io") && m.contains("as=APIGroupDiscoveryList")) {
+            continue;
+        }
+        if m.split(';').any(|p| p == "v=v2") {
+            return Some("v2");
+        }
+        if m.split(';').any(|p| p == "v=v2beta1") {
+            best = Some("v2beta1");
+        }
+    }
+    best
+}
+
+fn accept(parts: &http::request::Parts) -> &str {
+    parts.headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("")
 }
 
 /// Answer a discovery or OpenAPI path; None for anything else.
@@ -26,17 +36,23 @@ pub fn serve(parts: &http::request::Parts, path: &str, _query: &[(String, String
     let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
     let resp = match segs.as_slice() {
         ["api"] => {
-            if wants_aggregated(parts) {
-                aggregated(capstan_openapi::aggregated_discovery(true))
-            } else {
-                json_response(StatusCode::OK, &capstan_openapi::core_versions())
+            match wants_aggregated(parts) {
+                Some("v2") => aggregated(capstan_openapi::aggregated_discovery(true), AGGREGATED),
+                Some(_) => aggregated(
+                    capstan_openapi::aggregated_discovery_v2beta1(true, capstan_openapi::Options::default()),
+                    capstan_openapi::AGGREGATED_V2BETA1_CONTENT_TYPE,
+                ),
+                None => json_response(StatusCode::OK, &capstan_openapi::core_versions()),
             }
         }
         ["apis"] => {
-            if wants_aggregated(parts) {
-                aggregated(capstan_openapi::aggregated_discovery(false))
-            } else {
-                json_response(StatusCode::OK, &capstan_openapi::api_group_list())
+            match wants_aggregated(parts) {
+                Some("v2") => aggregated(capstan_openapi::aggregated_discovery(false), AGGREGATED),
+                Some(_) => aggregated(
+                    capstan_openapi::aggregated_discovery_v2beta1(false, capstan_openapi::Options::default()),
+                    capstan_openapi::AGGREGATED_V2BETA1_CONTENT_TYPE,
+                ),
+                None => json_response(StatusCode::OK, &capstan_openapi::api_group_list()),
             }
         }
         ["api", v] => match capstan_openapi::api_resource_list("", v) {
@@ -63,18 +79,18 @@ pub fn serve(parts: &http::request::Parts, path: &str, _query: &[(String, String
                 None => crate::router::not_found(),
             }
         }
-        ["openapi", "v2"] => match capstan_openapi::openapi_v2_bytes() {
-            Some(bytes) => respond::with_content_type(StatusCode::OK, "application/json", bytes),
-            None => crate::router::not_found(),
-        },
+        ["openapi", "v2"] => {
+            let (bytes, content_type) = capstan_openapi::openapi_v2_for_accept(accept(parts));
+            respond::with_content_type(StatusCode::OK, content_type, bytes)
+        }
         _ => return None,
     };
     Some(resp)
 }
 
-fn aggregated(v: serde_json::Value) -> Response<Body> {
+fn aggregated(v: serde_json::Value, content_type: &'static str) -> Response<Body> {
     let mut r = json_response(StatusCode::OK, &v);
-    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(AGGREGATED));
+    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
     r.headers_mut().insert("vary", http::HeaderValue::from_static("Accept"));
     r
 }

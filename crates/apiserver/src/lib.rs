@@ -58,6 +58,8 @@ pub struct Config {
     pub tokens: Vec<(String, auth::User)>,
     /// Number of events the watch cache keeps for watchers resuming at an old revision.
     pub watch_cache_events: usize,
+    /// How long Events are kept (kube-apiserver's --event-ttl).
+    pub event_ttl: Duration,
 }
 
 impl Default for Config {
@@ -68,6 +70,7 @@ impl Default for Config {
             node_port_range: (30000, 32767),
             tokens: Vec::new(),
             watch_cache_events: 100_000,
+            event_ttl: Duration::from_secs(3600),
         }
     }
 }
@@ -94,7 +97,32 @@ impl ApiServer {
                 api.spawn_namespace_cleanup(meta::name(&ns).to_string());
             }
         }
+        let gc = api.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                gc.expire_events().await;
+            }
+        });
         Ok(api)
+    }
+
+    /// Delete Events older than the event TTL (kube-apiserver stores them with an etcd lease).
+    pub async fn expire_events(&self) {
+        let res = resources::find("", "v1", "events").expect("registered");
+        let cutoff = chrono::Utc::now() - chrono::Duration::from_std(self.config.event_ttl).unwrap_or_default();
+        for ev in self.cache.list(&res.prefix(None)).0 {
+            let last = ["/lastTimestamp", "/eventTime", "/series/lastObservedTime", "/metadata/creationTimestamp"]
+                .iter()
+                .filter_map(|p| ev.pointer(p).and_then(Value::as_str))
+                .filter_map(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .max();
+            if last.is_some_and(|t| t < cutoff) {
+                let key = res.key(meta::namespace(&ev), meta::name(&ev));
+                let _ = self.store.delete(&key, None).await;
+            }
+        }
     }
 
     /// Ready when the store answers.

@@ -56,7 +56,7 @@ pub fn parse(method: &http::Method, path: &str, watch_param: bool) -> ApiResult<
     let plural = rest[0];
     let name = rest.get(1).map(|s| s.to_string());
     let subresource = rest.get(2).map(|s| s.to_string());
-    if rest.len() > 3 && !(subresource.as_deref() == Some("proxy")) {
+    if rest.len() > 3 && subresource.as_deref() != Some("proxy") {
         return Err(ApiError::no_route());
     }
     let Some(resource) = resources::find(group, version, plural) else {
@@ -129,7 +129,8 @@ mod tests {
 
     #[test]
     fn parses_paths() {
-        let cases: &[(Method, &str, bool, &str, Option<&str>, Option<&str>, Option<&str>, Verb)] = &[
+        type Case<'a> = (Method, &'a str, bool, &'a str, Option<&'a str>, Option<&'a str>, Option<&'a str>, Verb);
+        let cases: &[Case] = &[
             (Method::GET, "/api/v1/pods", false, "pods", None, None, None, Verb::List),
             (Method::GET, "/api/v1/namespaces/default/pods", true, "pods", Some("default"), None, None, Verb::Watch),
             (Method::GET, "/api/v1/namespaces/default/pods/web", false, "pods", Some("default"), Some("web"), None, Verb::Get),

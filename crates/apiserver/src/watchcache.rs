@@ -51,6 +51,10 @@ struct State {
     oldest: i64,
 }
 
+/// A new watcher's start: the events to send first, the live receiver, and the cache revision
+/// at subscription (live events at or below it are already covered).
+pub type Subscription = (Vec<Arc<CacheEvent>>, broadcast::Receiver<Arc<CacheEvent>>, i64);
+
 /// The cache. Clone the `Arc` to share.
 pub struct WatchCache {
     state: RwLock<State>,
@@ -225,7 +229,7 @@ impl WatchCache {
         &self,
         prefix: &str,
         after: Option<i64>,
-    ) -> Result<(Vec<Arc<CacheEvent>>, broadcast::Receiver<Arc<CacheEvent>>, i64), i64> {
+    ) -> Result<Subscription, i64> {
         let st = self.state.read().unwrap();
         let rx = self.events.subscribe();
         let mut initial = Vec::new();

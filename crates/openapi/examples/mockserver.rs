@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex};
 type Store = Arc<Mutex<HashMap<String, serde_json::Value>>>;
 
 fn main() {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:18080".into());
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:18080".into());
     let listener = TcpListener::bind(&addr).expect("bind");
     let store: Store = Arc::default();
     for s in listener.incoming().flatten() {
@@ -46,29 +48,85 @@ fn handle(mut s: TcpStream, store: &Store) -> std::io::Result<()> {
             headers.insert(k.to_ascii_lowercase(), v.trim().to_string());
         }
     }
-    let len: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let len: usize = headers
+        .get("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let mut body = vec![0; len];
     r.read_exact(&mut body)?;
     let (path, _query) = target.split_once('?').unwrap_or((&target, ""));
     let accept = headers.get("accept").cloned().unwrap_or_default();
-    let aggregated = accept.contains("as=APIGroupDiscoveryList");
+    let aggregated = accept
+        .split(',')
+        .any(|m| m.contains("as=APIGroupDiscoveryList") && m.contains("v=v2;"));
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     let json = "application/json";
     let j = |v: &serde_json::Value| serde_json::to_vec(v).unwrap_or_default();
     match (method.as_str(), segs.as_slice()) {
-        ("GET", ["version"]) => return respond(&mut s, 200, json, br#"{"major":"1","minor":"32","gitVersion":"v1.32.0","platform":"linux/amd64"}"#),
-        ("GET", ["api"]) if aggregated => return respond(&mut s, 200, capstan_openapi::AGGREGATED_CONTENT_TYPE, &j(&capstan_openapi::aggregated_discovery(true))),
-        ("GET", ["apis"]) if aggregated => return respond(&mut s, 200, capstan_openapi::AGGREGATED_CONTENT_TYPE, &j(&capstan_openapi::aggregated_discovery(false))),
-        ("GET", ["api"]) => return respond(&mut s, 200, json, &j(&capstan_openapi::core_versions())),
-        ("GET", ["apis"]) => return respond(&mut s, 200, json, &j(&capstan_openapi::api_group_list())),
-        ("GET", ["api", v]) => if let Some(l) = capstan_openapi::api_resource_list("", v) { return respond(&mut s, 200, json, &j(&l)) },
-        ("GET", ["apis", g]) => if let Some(l) = capstan_openapi::api_group(g) { return respond(&mut s, 200, json, &j(&l)) },
-        ("GET", ["apis", g, v]) => if let Some(l) = capstan_openapi::api_resource_list(g, v) { return respond(&mut s, 200, json, &j(&l)) },
-        ("GET", ["openapi", "v3"]) => return respond(&mut s, 200, json, &j(&capstan_openapi::openapi_v3_index())),
-        ("GET", ["openapi", "v3", rest @ ..]) => if let Some((b, _)) = capstan_openapi::openapi_v3_group_version_bytes(&rest.join("/")) { return respond(&mut s, 200, json, b) },
+        ("GET", ["version"]) => {
+            return respond(
+                &mut s,
+                200,
+                json,
+                br#"{"major":"1","minor":"32","gitVersion":"v1.32.0","platform":"linux/amd64"}"#,
+            )
+        }
+        ("GET", ["api"]) if aggregated => {
+            return respond(
+                &mut s,
+                200,
+                capstan_openapi::AGGREGATED_CONTENT_TYPE,
+                &j(&capstan_openapi::aggregated_discovery(true)),
+            )
+        }
+        ("GET", ["apis"]) if aggregated => {
+            return respond(
+                &mut s,
+                200,
+                capstan_openapi::AGGREGATED_CONTENT_TYPE,
+                &j(&capstan_openapi::aggregated_discovery(false)),
+            )
+        }
+        ("GET", ["api"]) => {
+            return respond(&mut s, 200, json, &j(&capstan_openapi::core_versions()))
+        }
+        ("GET", ["apis"]) => {
+            return respond(&mut s, 200, json, &j(&capstan_openapi::api_group_list()))
+        }
+        ("GET", ["api", v]) => {
+            if let Some(l) = capstan_openapi::api_resource_list("", v) {
+                return respond(&mut s, 200, json, &j(&l));
+            }
+        }
+        ("GET", ["apis", g]) => {
+            if let Some(l) = capstan_openapi::api_group(g) {
+                return respond(&mut s, 200, json, &j(&l));
+            }
+        }
+        ("GET", ["apis", g, v]) => {
+            if let Some(l) = capstan_openapi::api_resource_list(g, v) {
+                return respond(&mut s, 200, json, &j(&l));
+            }
+        }
+        ("GET", ["openapi", "v2"]) => {
+            let (b, ct) = capstan_openapi::openapi_v2_for_accept(&accept);
+            return respond(&mut s, 200, ct, b);
+        }
+        ("GET", ["openapi", "v3"]) => {
+            return respond(&mut s, 200, json, &j(&capstan_openapi::openapi_v3_index()))
+        }
+        ("GET", ["openapi", "v3", rest @ ..]) => {
+            if let Some((b, _)) = capstan_openapi::openapi_v3_group_version_bytes(&rest.join("/")) {
+                return respond(&mut s, 200, json, b);
+            }
+        }
         _ => {}
     }
-    eprintln!("{method} {target} ct={:?}\n{}", headers.get("content-type"), String::from_utf8_lossy(&body));
+    eprintln!(
+        "{method} {target} ct={:?}\n{}",
+        headers.get("content-type"),
+        String::from_utf8_lossy(&body)
+    );
     let key = path.to_string();
     let mut st = store.lock().unwrap_or_else(|e| e.into_inner());
     match method.as_str() {

@@ -10,6 +10,11 @@ use serde_json::{json, Map, Value};
 pub const AGGREGATED_CONTENT_TYPE: &str =
     "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
 
+/// Content-Type of an aggregated discovery reply in the older `v2beta1` form, which kubectl
+/// 1.26–1.29 ask for (kube 1.32 still serves it; the shape is the same as v2).
+pub const AGGREGATED_V2BETA1_CONTENT_TYPE: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList";
+
 /// What discovery lists besides the registry.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Options {
@@ -83,7 +88,9 @@ pub fn api_group(group: &str, opts: Options) -> Option<Value> {
     if group.is_empty() {
         return None;
     }
-    let (g, vs) = group_versions(opts).into_iter().find(|(g, _)| *g == group)?;
+    let (g, vs) = group_versions(opts)
+        .into_iter()
+        .find(|(g, _)| *g == group)?;
     let mut v = group_value(g, &vs);
     let obj = v.as_object_mut()?;
     let mut out = Map::new();
@@ -119,7 +126,7 @@ fn legacy_resource(r: &Resource) -> Value {
     if !r.categories.is_empty() {
         m.insert("categories".into(), strings(r.categories));
     }
-    if r.group != metrics::GROUP {
+    if r.is_stored() && r.group != metrics::GROUP {
         m.insert("storageVersionHash".into(), storage_version_hash(r).into());
     }
     Value::Object(m)
@@ -168,7 +175,12 @@ fn aggregated_resource(r: &Resource) -> Value {
     );
     m.insert(
         "scope".into(),
-        if r.namespaced { "Namespaced" } else { "Cluster" }.into(),
+        if r.namespaced {
+            "Namespaced"
+        } else {
+            "Cluster"
+        }
+        .into(),
     );
     m.insert("singularResource".into(), r.singular.into());
     m.insert("verbs".into(), strings(r.verbs));
@@ -193,9 +205,9 @@ fn aggregated_resource(r: &Resource) -> Value {
     Value::Object(m)
 }
 
-/// Aggregated discovery (`apidiscovery.k8s.io/v2` `APIGroupDiscoveryList`) for `/api` (`core`)
-/// or `/apis`.
-pub fn aggregated_discovery(core: bool, opts: Options) -> Value {
+/// Aggregated discovery (`apidiscovery.k8s.io/<api_version>` `APIGroupDiscoveryList`, `v2` or
+/// `v2beta1`) for `/api` (`core`) or `/apis`.
+pub fn aggregated_discovery(core: bool, opts: Options, api_version: &str) -> Value {
     let all = served(opts);
     let items: Vec<Value> = group_versions(opts)
         .into_iter()
@@ -222,7 +234,7 @@ pub fn aggregated_discovery(core: bool, opts: Options) -> Value {
         .collect();
     json!({
         "kind": "APIGroupDiscoveryList",
-        "apiVersion": "apidiscovery.k8s.io/v2",
+        "apiVersion": format!("apidiscovery.k8s.io/{api_version}"),
         "metadata": {},
         "items": items,
     })

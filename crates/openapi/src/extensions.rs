@@ -16,7 +16,12 @@ struct ListTags {
     map_keys: &'static [&'static str],
 }
 
-const fn merged(schema: &'static str, property: &'static str, key: &'static str, map_keys: &'static [&'static str]) -> ListTags {
+const fn merged(
+    schema: &'static str,
+    property: &'static str,
+    key: &'static str,
+    map_keys: &'static [&'static str],
+) -> ListTags {
     ListTags {
         schema,
         property,
@@ -35,7 +40,11 @@ const fn retained(schema: &'static str, property: &'static str) -> ListTags {
 }
 
 /// Merged by key for SMP, `+listType=atomic` for SSA.
-const fn merged_atomic(schema: &'static str, property: &'static str, key: &'static str) -> ListTags {
+const fn merged_atomic(
+    schema: &'static str,
+    property: &'static str,
+    key: &'static str,
+) -> ListTags {
     ListTags {
         list_type: Some("atomic"),
         map_keys: &[],
@@ -56,7 +65,11 @@ const fn set(schema: &'static str, property: &'static str) -> ListTags {
 }
 
 /// Keyed for SSA only (no SMP tags).
-const fn ssa_map(schema: &'static str, property: &'static str, map_keys: &'static [&'static str]) -> ListTags {
+const fn ssa_map(
+    schema: &'static str,
+    property: &'static str,
+    map_keys: &'static [&'static str],
+) -> ListTags {
     ListTags {
         schema,
         property,
@@ -78,25 +91,68 @@ macro_rules! core {
 
 /// The list tags of k8s.io/api v1.32 for the types Capstan serves.
 static LIST_TAGS: &[ListTags] = &[
-    merged("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta", "ownerReferences", "uid", &["uid"]),
-    set("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta", "finalizers"),
+    merged(
+        "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
+        "ownerReferences",
+        "uid",
+        &["uid"],
+    ),
+    set(
+        "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
+        "finalizers",
+    ),
     merged(core!("PodSpec"), "containers", "name", NAME),
     merged(core!("PodSpec"), "initContainers", "name", NAME),
     merged(core!("PodSpec"), "ephemeralContainers", "name", NAME),
     retained(core!("PodSpec"), "volumes"),
     merged(core!("PodSpec"), "imagePullSecrets", "name", NAME),
     merged(core!("PodSpec"), "hostAliases", "ip", &["ip"]),
-    merged(core!("PodSpec"), "topologySpreadConstraints", "topologyKey", &["topologyKey", "whenUnsatisfiable"]),
+    merged(
+        core!("PodSpec"),
+        "topologySpreadConstraints",
+        "topologyKey",
+        &["topologyKey", "whenUnsatisfiable"],
+    ),
     retained(core!("PodSpec"), "resourceClaims"),
     merged(core!("PodSpec"), "schedulingGates", "name", NAME),
-    merged(core!("Container"), "ports", "containerPort", &["containerPort", "protocol"]),
+    merged(
+        core!("Container"),
+        "ports",
+        "containerPort",
+        &["containerPort", "protocol"],
+    ),
     merged(core!("Container"), "env", "name", NAME),
-    merged(core!("Container"), "volumeMounts", "mountPath", &["mountPath"]),
-    merged(core!("Container"), "volumeDevices", "devicePath", &["devicePath"]),
-    merged(core!("EphemeralContainer"), "ports", "containerPort", &["containerPort", "protocol"]),
+    merged(
+        core!("Container"),
+        "volumeMounts",
+        "mountPath",
+        &["mountPath"],
+    ),
+    merged(
+        core!("Container"),
+        "volumeDevices",
+        "devicePath",
+        &["devicePath"],
+    ),
+    merged(
+        core!("EphemeralContainer"),
+        "ports",
+        "containerPort",
+        &["containerPort", "protocol"],
+    ),
     merged(core!("EphemeralContainer"), "env", "name", NAME),
-    merged(core!("EphemeralContainer"), "volumeMounts", "mountPath", &["mountPath"]),
-    merged(core!("EphemeralContainer"), "volumeDevices", "devicePath", &["devicePath"]),
+    merged(
+        core!("EphemeralContainer"),
+        "volumeMounts",
+        "mountPath",
+        &["mountPath"],
+    ),
+    merged(
+        core!("EphemeralContainer"),
+        "volumeDevices",
+        "devicePath",
+        &["devicePath"],
+    ),
     ssa_map(core!("ResourceRequirements"), "claims", NAME),
     merged(core!("PodStatus"), "conditions", "type", TYPE),
     merged(core!("PodStatus"), "podIPs", "ip", &["ip"]),
@@ -108,16 +164,56 @@ static LIST_TAGS: &[ListTags] = &[
     merged_atomic(core!("NodeStatus"), "addresses", "type"),
     set(core!("NodeSpec"), "podCIDRs"),
     merged(core!("NamespaceStatus"), "conditions", "type", TYPE),
-    merged(core!("PersistentVolumeClaimStatus"), "conditions", "type", TYPE),
-    merged(core!("ReplicationControllerStatus"), "conditions", "type", TYPE),
+    merged(
+        core!("PersistentVolumeClaimStatus"),
+        "conditions",
+        "type",
+        TYPE,
+    ),
+    merged(
+        core!("ReplicationControllerStatus"),
+        "conditions",
+        "type",
+        TYPE,
+    ),
     merged_atomic(core!("ServiceAccount"), "secrets", "name"),
-    merged("io.k8s.api.apps.v1.DeploymentStatus", "conditions", "type", TYPE),
-    merged("io.k8s.api.apps.v1.ReplicaSetStatus", "conditions", "type", TYPE),
-    merged("io.k8s.api.apps.v1.DaemonSetStatus", "conditions", "type", TYPE),
-    merged("io.k8s.api.apps.v1.StatefulSetStatus", "conditions", "type", TYPE),
+    merged(
+        "io.k8s.api.apps.v1.DeploymentStatus",
+        "conditions",
+        "type",
+        TYPE,
+    ),
+    merged(
+        "io.k8s.api.apps.v1.ReplicaSetStatus",
+        "conditions",
+        "type",
+        TYPE,
+    ),
+    merged(
+        "io.k8s.api.apps.v1.DaemonSetStatus",
+        "conditions",
+        "type",
+        TYPE,
+    ),
+    merged(
+        "io.k8s.api.apps.v1.StatefulSetStatus",
+        "conditions",
+        "type",
+        TYPE,
+    ),
     merged_atomic("io.k8s.api.batch.v1.JobStatus", "conditions", "type"),
-    merged("io.k8s.api.autoscaling.v2.HorizontalPodAutoscalerStatus", "conditions", "type", TYPE),
-    merged("io.k8s.api.policy.v1.PodDisruptionBudgetStatus", "conditions", "type", TYPE),
+    merged(
+        "io.k8s.api.autoscaling.v2.HorizontalPodAutoscalerStatus",
+        "conditions",
+        "type",
+        TYPE,
+    ),
+    merged(
+        "io.k8s.api.policy.v1.PodDisruptionBudgetStatus",
+        "conditions",
+        "type",
+        TYPE,
+    ),
 ];
 
 /// Types that server-side apply owns as one value (`x-kubernetes-map-type: atomic`).
@@ -166,14 +262,20 @@ pub fn apply(schemas: &mut Map<String, Value>) {
         .and_then(Value::as_object_mut)
     {
         s.remove("x-kubernetes-int-or-string");
-        s.insert("oneOf".into(), json!([{"type": "string"}, {"type": "number"}]));
+        s.insert(
+            "oneOf".into(),
+            json!([{"type": "string"}, {"type": "number"}]),
+        );
     }
     if let Some(s) = schemas
         .get_mut("io.k8s.apimachinery.pkg.util.intstr.IntOrString")
         .and_then(Value::as_object_mut)
     {
         s.insert("format".into(), "int-or-string".into());
-        s.insert("oneOf".into(), json!([{"type": "integer"}, {"type": "string"}]));
+        s.insert(
+            "oneOf".into(),
+            json!([{"type": "integer"}, {"type": "string"}]),
+        );
     }
 }
 

@@ -7,14 +7,16 @@ const FNV128_PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
 
 /// 64-bit FNV-1a.
 pub fn fnv1a_64(data: &[u8]) -> u64 {
-    data.iter().fold(FNV64_OFFSET, |h, b| (h ^ u64::from(*b)).wrapping_mul(FNV64_PRIME))
+    data.iter().fold(FNV64_OFFSET, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(FNV64_PRIME)
+    })
 }
 
 /// 128-bit FNV-1a as 32 upper-case hex digits (kube uses SHA-512; clients only compare it).
 pub fn content_hash(data: &[u8]) -> String {
-    let h = data
-        .iter()
-        .fold(FNV128_OFFSET, |h, b| (h ^ u128::from(*b)).wrapping_mul(FNV128_PRIME));
+    let h = data.iter().fold(FNV128_OFFSET, |h, b| {
+        (h ^ u128::from(*b)).wrapping_mul(FNV128_PRIME)
+    });
     format!("{h:032X}")
 }
 
@@ -25,7 +27,11 @@ mod tests {
     #[test]
     fn known_vectors() {
         // Reference values of FNV-1a.
-        let cases: &[(&[u8], u64)] = &[(b"", 0xcbf29ce484222325), (b"a", 0xaf63dc4c8601ec8c), (b"foobar", 0x85944171f73967e8)];
+        let cases: &[(&[u8], u64)] = &[
+            (b"", 0xcbf29ce484222325),
+            (b"a", 0xaf63dc4c8601ec8c),
+            (b"foobar", 0x85944171f73967e8),
+        ];
         for (input, want) in cases {
             assert_eq!(fnv1a_64(input), *want);
         }

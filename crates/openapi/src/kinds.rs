@@ -22,7 +22,12 @@ macro_rules! kinds {
 
 /// Register the schema of kind `group/version/kind` with `gen` and return its definition name;
 /// `None` for kinds without a k8s-openapi type (connect options, metrics).
-pub fn add_kind(gen: &mut SchemaGenerator, group: &str, version: &str, kind: &str) -> Option<String> {
+pub fn add_kind(
+    gen: &mut SchemaGenerator,
+    group: &str,
+    version: &str,
+    kind: &str,
+) -> Option<String> {
     kinds!(gen, group, version, kind;
         ("", "v1") => {
             Namespace => api::core::v1::Namespace,
@@ -111,6 +116,7 @@ pub fn add_common(gen: &mut SchemaGenerator) -> Common {
         delete_options: add::<meta::DeleteOptions>(gen),
         patch: add::<meta::Patch>(gen),
         list_meta: add::<meta::ListMeta>(gen),
+        watch_event: add::<meta::WatchEvent<meta::Status>>(gen),
     }
 }
 
@@ -125,6 +131,8 @@ pub struct Common {
     pub patch: String,
     /// `io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta`.
     pub list_meta: String,
+    /// `io.k8s.apimachinery.pkg.apis.meta.v1.WatchEvent`.
+    pub watch_event: String,
 }
 
 #[cfg(test)]
@@ -149,13 +157,22 @@ mod tests {
         let cases = [
             ("", "v1", "Pod", "io.k8s.api.core.v1.Pod"),
             ("apps", "v1", "Deployment", "io.k8s.api.apps.v1.Deployment"),
-            ("autoscaling", "v1", "Scale", "io.k8s.api.autoscaling.v1.Scale"),
+            (
+                "autoscaling",
+                "v1",
+                "Scale",
+                "io.k8s.api.autoscaling.v1.Scale",
+            ),
             ("events.k8s.io", "v1", "Event", "io.k8s.api.events.v1.Event"),
         ];
         for (g, v, k, want) in cases {
             assert_eq!(add_kind(&mut gen, g, v, k).as_deref(), Some(want));
         }
-        assert!(gen.definitions().contains_key("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"));
-        assert!(gen.definitions().contains_key("io.k8s.apimachinery.pkg.api.resource.Quantity"));
+        assert!(gen
+            .definitions()
+            .contains_key("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"));
+        assert!(gen
+            .definitions()
+            .contains_key("io.k8s.apimachinery.pkg.api.resource.Quantity"));
     }
 }

@@ -15,13 +15,17 @@ mod kinds;
 mod metrics;
 mod params;
 mod paths;
+mod protobuf;
 pub mod subresources;
+mod v2;
 mod v3;
 
 #[cfg(test)]
 mod tests;
 
-pub use discovery::{storage_version_hash, Options, AGGREGATED_CONTENT_TYPE};
+pub use discovery::{
+    storage_version_hash, Options, AGGREGATED_CONTENT_TYPE, AGGREGATED_V2BETA1_CONTENT_TYPE,
+};
 pub use v3::KUBERNETES_VERSION;
 
 use serde_json::Value;
@@ -69,12 +73,18 @@ pub fn api_resource_list_with(group: &str, version: &str, opts: Options) -> Opti
 /// Aggregated discovery (`APIGroupDiscoveryList`) for `/api` (`core`) or `/apis`; serve it with
 /// Content-Type [`AGGREGATED_CONTENT_TYPE`].
 pub fn aggregated_discovery(core: bool) -> Value {
-    discovery::aggregated_discovery(core, Options::default())
+    discovery::aggregated_discovery(core, Options::default(), "v2")
 }
 
 /// Aggregated discovery with options (e.g. the metrics group).
 pub fn aggregated_discovery_with(core: bool, opts: Options) -> Value {
-    discovery::aggregated_discovery(core, opts)
+    discovery::aggregated_discovery(core, opts, "v2")
+}
+
+/// Aggregated discovery as `apidiscovery.k8s.io/v2beta1` (same shape), for Accept headers asking
+/// for `v=v2beta1` (kubectl 1.26–1.29); serve with [`AGGREGATED_V2BETA1_CONTENT_TYPE`].
+pub fn aggregated_discovery_v2beta1(core: bool, opts: Options) -> Value {
+    discovery::aggregated_discovery(core, opts, "v2beta1")
 }
 
 /// `GET /openapi/v3`: `{"paths": {"api/v1": {"serverRelativeURL": "/openapi/v3/api/v1?hash=…"}, …}}`.
@@ -95,8 +105,28 @@ pub fn openapi_v3_group_version(path: &str) -> Option<(Value, String)> {
     v3::group_version(path)
 }
 
-/// `GET /openapi/v2`: not generated (kubectl only falls back to it, as protobuf, when v3 is
-/// missing); always `None`, which the server answers with 404.
+/// Content-Type of the protobuf form of `/openapi/v2`.
+pub const OPENAPI_V2_PROTOBUF_CONTENT_TYPE: &str =
+    "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+
+/// `GET /openapi/v2` as Swagger 2.0 JSON (built once, on first call). Always `Some`.
 pub fn openapi_v2_bytes() -> Option<&'static [u8]> {
-    None
+    Some(v2::json_bytes())
+}
+
+/// `GET /openapi/v2` as gnostic protobuf (`openapi.v2.Document`), what kubectl requests
+/// (`Accept: application/com.github.proto-openapi.spec.v2@v1.0+protobuf`; kubectl 1.27–1.28
+/// need it for `apply`/`create` validation and `explain`, newer ones only when v3 fails).
+pub fn openapi_v2_protobuf_bytes() -> &'static [u8] {
+    v2::protobuf_bytes()
+}
+
+/// The `/openapi/v2` body and Content-Type for a request's Accept header: protobuf when it
+/// mentions `protobuf` (as kubectl's does), JSON otherwise.
+pub fn openapi_v2_for_accept(accept: &str) -> (&'static [u8], &'static str) {
+    if accept.contains("protobuf") {
+        (v2::protobuf_bytes(), OPENAPI_V2_PROTOBUF_CONTENT_TYPE)
+    } else {
+        (v2::json_bytes(), "application/json")
+    }
 }

@@ -7,7 +7,12 @@ pub const GROUP: &str = "metrics.k8s.io";
 
 const VERBS: &[&str] = &["get", "list"];
 
-const fn metrics(kind: &'static str, plural: &'static str, singular: &'static str, namespaced: bool) -> Resource {
+const fn metrics(
+    kind: &'static str,
+    plural: &'static str,
+    singular: &'static str,
+    namespaced: bool,
+) -> Resource {
     Resource {
         group: GROUP,
         version: "v1beta1",

@@ -81,7 +81,11 @@ pub fn delete() -> Vec<Value> {
 /// Parameters of deletecollection: delete's and list's.
 pub fn delete_collection() -> Vec<Value> {
     let mut v = delete();
-    v.extend(list().into_iter().filter(|p| p["name"] != "watch" && p["name"] != "allowWatchBookmarks"));
+    v.extend(
+        list()
+            .into_iter()
+            .filter(|p| p["name"] != "watch" && p["name"] != "allowWatchBookmarks"),
+    );
     v
 }
 
@@ -104,7 +108,11 @@ pub fn log() -> Vec<Value> {
 pub fn exec(with_command: bool) -> Vec<Value> {
     let mut v = Vec::new();
     if with_command {
-        v.push(query("command", "string", "Command is the remote command to execute. argv array. Not executed within a shell."));
+        v.push(query(
+            "command",
+            "string",
+            "Command is the remote command to execute. argv array. Not executed within a shell.",
+        ));
     }
     v.extend([
         query("container", "string", "Container in which to execute the command. Defaults to only container if there is only one container in the pod."),
@@ -118,5 +126,9 @@ pub fn exec(with_command: bool) -> Vec<Value> {
 
 /// Parameters of `pods/portforward`.
 pub fn portforward() -> Vec<Value> {
-    vec![query("ports", "integer", "List of ports to forward Required when using WebSockets")]
+    vec![query(
+        "ports",
+        "integer",
+        "List of ports to forward Required when using WebSockets",
+    )]
 }

@@ -25,8 +25,14 @@ fn content(schema: &Value) -> Value {
 fn list_content(schema: &Value) -> Value {
     let mut c = content(schema);
     if let Some(m) = c.as_object_mut() {
-        m.insert("application/json;stream=watch".into(), json!({"schema": schema}));
-        m.insert("application/vnd.kubernetes.protobuf;stream=watch".into(), json!({"schema": schema}));
+        m.insert(
+            "application/json;stream=watch".into(),
+            json!({"schema": schema}),
+        );
+        m.insert(
+            "application/vnd.kubernetes.protobuf;stream=watch".into(),
+            json!({"schema": schema}),
+        );
     }
     c
 }
@@ -34,7 +40,10 @@ fn list_content(schema: &Value) -> Value {
 fn responses(codes: &[(&str, &str)], schema: &Value) -> Value {
     let mut m = Map::new();
     for (code, desc) in codes {
-        m.insert((*code).into(), json!({"description": desc, "content": content(schema)}));
+        m.insert(
+            (*code).into(),
+            json!({"description": desc, "content": content(schema)}),
+        );
     }
     m.insert("401".into(), json!({"description": "Unauthorized"}));
     Value::Object(m)
@@ -64,8 +73,26 @@ fn capitalize(s: &str) -> String {
 fn tag(group: &str, version: &str) -> String {
     let p = group_prefix(group);
     let mut c = p.chars();
-    let lower: String = c.next().map(|f| f.to_lowercase().chain(c).collect()).unwrap_or_default();
+    let lower: String = c
+        .next()
+        .map(|f| f.to_lowercase().chain(c).collect())
+        .unwrap_or_default();
     format!("{lower}_{version}")
+}
+
+/// (definition name, group, version, kind): a schema to mark with `x-kubernetes-group-version-kind`.
+pub type Mark = (String, String, String, String);
+
+/// The finished paths of one group-version.
+pub struct Built {
+    /// The `paths` object.
+    pub paths: Map<String, Value>,
+    /// Schemas to mark with their GVKs.
+    pub marks: Vec<Mark>,
+    /// (definition name of the item kind, kind) of each `<Kind>List` schema to synthesize.
+    pub lists: Vec<(String, &'static str)>,
+    /// The meta types registered.
+    pub common: Common,
 }
 
 /// Builds the paths of one group-version, registering the schemas they reference.
@@ -76,9 +103,8 @@ pub struct PathsBuilder<'g> {
     version: &'static str,
     paths: Map<String, Value>,
     /// (definition name, group, version, kind) to mark with `x-kubernetes-group-version-kind`.
-    pub marks: Vec<(String, String, String, String)>,
-    /// (definition name of the kind, kind, group, version) of each list kind to synthesize.
-    pub lists: Vec<(String, &'static str)>,
+    marks: Vec<Mark>,
+    lists: Vec<(String, &'static str)>,
 }
 
 /// What an operation is about.
@@ -147,7 +173,12 @@ impl<'g> PathsBuilder<'g> {
     }
 
     fn mark(&mut self, name: &str, group: &str, version: &str, kind: &str) {
-        let m = (name.to_string(), group.to_string(), version.to_string(), kind.to_string());
+        let m = (
+            name.to_string(),
+            group.to_string(),
+            version.to_string(),
+            kind.to_string(),
+        );
         if !self.marks.contains(&m) {
             self.marks.push(m);
         }
@@ -181,7 +212,10 @@ impl<'g> PathsBuilder<'g> {
         let kref = schema_ref(&schema);
         let mut base_params = Vec::new();
         let coll = if r.namespaced {
-            base_params.push(params::path("namespace", "object name and auth scope, such as for teams and projects"));
+            base_params.push(params::path(
+                "namespace",
+                "object name and auth scope, such as for teams and projects",
+            ));
             format!("{}/namespaces/{{namespace}}/{}", self.root(), r.plural)
         } else {
             format!("{}/{}", self.root(), r.plural)
@@ -219,87 +253,160 @@ impl<'g> PathsBuilder<'g> {
             }
         }
         if has("create") {
-            self.add_op(&coll, &coll_params, Op {
-                method: "post",
-                action: "post",
-                id: format!("create{p}{ns}{kind}"),
-                description: format!("create a {kind}"),
-                gvk,
-                params: params::write(),
-                body: Some(Self::body(&schema)),
-                responses: responses(&[("200", "OK"), ("201", "Created"), ("202", "Accepted")], &kref),
-            });
+            self.add_op(
+                &coll,
+                &coll_params,
+                Op {
+                    method: "post",
+                    action: "post",
+                    id: format!("create{p}{ns}{kind}"),
+                    description: format!("create a {kind}"),
+                    gvk,
+                    params: params::write(),
+                    body: Some(Self::body(&schema)),
+                    responses: responses(
+                        &[("200", "OK"), ("201", "Created"), ("202", "Accepted")],
+                        &kref,
+                    ),
+                },
+            );
         }
         if has("deletecollection") {
             let status = schema_ref(&self.common.status);
             let body = Self::body(&self.common.delete_options);
-            self.add_op(&coll, &coll_params, Op {
-                method: "delete",
-                action: "deletecollection",
-                id: format!("delete{p}Collection{ns}{kind}"),
-                description: format!("delete collection of {kind}"),
-                gvk,
-                params: params::delete_collection(),
-                body: Some(body),
-                responses: responses(&[("200", "OK")], &status),
-            });
+            self.add_op(
+                &coll,
+                &coll_params,
+                Op {
+                    method: "delete",
+                    action: "deletecollection",
+                    id: format!("delete{p}Collection{ns}{kind}"),
+                    description: format!("delete collection of {kind}"),
+                    gvk,
+                    params: params::delete_collection(),
+                    body: Some(body),
+                    responses: responses(&[("200", "OK")], &status),
+                },
+            );
         }
         let item = format!("{coll}/{{name}}");
         let mut item_params = vec![params::path("name", &format!("name of the {kind}"))];
         item_params.extend(base_params.iter().cloned());
         item_params.push(params::pretty());
         if has("get") {
-            self.add_op(&item, &item_params, Op {
-                method: "get",
-                action: "get",
-                id: format!("read{p}{ns}{kind}"),
-                description: format!("read the specified {kind}"),
-                gvk,
-                params: Vec::new(),
-                body: None,
-                responses: responses(&[("200", "OK")], &kref),
-            });
+            self.add_op(
+                &item,
+                &item_params,
+                Op {
+                    method: "get",
+                    action: "get",
+                    id: format!("read{p}{ns}{kind}"),
+                    description: format!("read the specified {kind}"),
+                    gvk,
+                    params: Vec::new(),
+                    body: None,
+                    responses: responses(&[("200", "OK")], &kref),
+                },
+            );
         }
         if has("update") {
-            self.add_op(&item, &item_params, Op {
-                method: "put",
-                action: "put",
-                id: format!("replace{p}{ns}{kind}"),
-                description: format!("replace the specified {kind}"),
-                gvk,
-                params: params::write(),
-                body: Some(Self::body(&schema)),
-                responses: responses(&[("200", "OK"), ("201", "Created")], &kref),
-            });
+            self.add_op(
+                &item,
+                &item_params,
+                Op {
+                    method: "put",
+                    action: "put",
+                    id: format!("replace{p}{ns}{kind}"),
+                    description: format!("replace the specified {kind}"),
+                    gvk,
+                    params: params::write(),
+                    body: Some(Self::body(&schema)),
+                    responses: responses(&[("200", "OK"), ("201", "Created")], &kref),
+                },
+            );
         }
         if has("patch") {
             let body = self.patch_body();
-            self.add_op(&item, &item_params, Op {
-                method: "patch",
-                action: "patch",
-                id: format!("patch{p}{ns}{kind}"),
-                description: format!("partially update the specified {kind}"),
-                gvk,
-                params: params::patch(),
-                body: Some(body),
-                responses: responses(&[("200", "OK"), ("201", "Created")], &kref),
-            });
+            self.add_op(
+                &item,
+                &item_params,
+                Op {
+                    method: "patch",
+                    action: "patch",
+                    id: format!("patch{p}{ns}{kind}"),
+                    description: format!("partially update the specified {kind}"),
+                    gvk,
+                    params: params::patch(),
+                    body: Some(body),
+                    responses: responses(&[("200", "OK"), ("201", "Created")], &kref),
+                },
+            );
         }
         if has("delete") {
             let body = Self::body(&self.common.delete_options);
-            self.add_op(&item, &item_params, Op {
-                method: "delete",
-                action: "delete",
-                id: format!("delete{p}{ns}{kind}"),
-                description: format!("delete a {kind}"),
-                gvk,
-                params: params::delete(),
-                body: Some(body),
-                responses: responses(&[("200", "OK"), ("202", "Accepted")], &kref),
-            });
+            self.add_op(
+                &item,
+                &item_params,
+                Op {
+                    method: "delete",
+                    action: "delete",
+                    id: format!("delete{p}{ns}{kind}"),
+                    description: format!("delete a {kind}"),
+                    gvk,
+                    params: params::delete(),
+                    body: Some(body),
+                    responses: responses(&[("200", "OK"), ("202", "Accepted")], &kref),
+                },
+            );
+        }
+        if has("watch") {
+            self.watch_paths(r, &base_params);
         }
         for s in subresources::of(r) {
             self.subresource(r, &s, &item, &item_params);
+        }
+    }
+
+    /// The deprecated-but-served `/watch/` paths: one object, a collection, all namespaces.
+    fn watch_paths(&mut self, r: &Resource, base_params: &[Value]) {
+        let p = self.prefix();
+        let ns = if r.namespaced { "Namespaced" } else { "" };
+        let ns_seg = if r.namespaced {
+            "/namespaces/{namespace}"
+        } else {
+            ""
+        };
+        let kind = r.kind;
+        let gvk = (r.group, r.version, r.kind);
+        let ev = schema_ref(&self.common.watch_event);
+        let ok = json!({"200": {"description": "OK", "content": list_content(&ev)}, "401": {"description": "Unauthorized"}});
+        let coll = format!("{}/watch{ns_seg}/{}", self.root(), r.plural);
+        let mut coll_params = base_params.to_vec();
+        coll_params.push(params::pretty());
+        let mut item_params = vec![params::path("name", &format!("name of the {kind}"))];
+        item_params.extend(coll_params.iter().cloned());
+        let mut paths = vec![
+            (coll.clone(), coll_params, "watchlist", format!("watch{p}{ns}{kind}List"), format!("watch individual changes to a list of {kind}. deprecated: use the 'watch' parameter with a list operation instead.")),
+            (format!("{coll}/{{name}}"), item_params, "watch", format!("watch{p}{ns}{kind}"), format!("watch changes to an object of kind {kind}. deprecated: use the 'watch' parameter with a list operation instead, filtered to a single item with the 'fieldSelector' parameter.")),
+        ];
+        if r.namespaced {
+            paths.push((format!("{}/watch/{}", self.root(), r.plural), vec![params::pretty()], "watchlist", format!("watch{p}{kind}ListForAllNamespaces"), format!("watch individual changes to a list of {kind}. deprecated: use the 'watch' parameter with a list operation instead.")));
+        }
+        for (path, path_params, action, id, description) in paths {
+            self.add_op(
+                &path,
+                &path_params,
+                Op {
+                    method: "get",
+                    action,
+                    id,
+                    description,
+                    gvk,
+                    params: params::list(),
+                    body: None,
+                    responses: ok.clone(),
+                },
+            );
         }
     }
 
@@ -323,51 +430,70 @@ impl<'g> PathsBuilder<'g> {
                 let sref = schema_ref(&schema);
                 let what = format!("{} of the specified {kind}", s.name);
                 if s.style == Style::ReadWrite {
-                    self.add_op(&path, &path_params, Op {
-                        method: "get",
-                        action: "get",
-                        id: format!("read{p}{ns}{kind}{suffix}"),
-                        description: format!("read {what}"),
-                        gvk,
-                        params: Vec::new(),
-                        body: None,
-                        responses: responses(&[("200", "OK")], &sref),
-                    });
+                    self.add_op(
+                        &path,
+                        &path_params,
+                        Op {
+                            method: "get",
+                            action: "get",
+                            id: format!("read{p}{ns}{kind}{suffix}"),
+                            description: format!("read {what}"),
+                            gvk,
+                            params: Vec::new(),
+                            body: None,
+                            responses: responses(&[("200", "OK")], &sref),
+                        },
+                    );
                     let body = self.patch_body();
-                    self.add_op(&path, &path_params, Op {
-                        method: "patch",
-                        action: "patch",
-                        id: format!("patch{p}{ns}{kind}{suffix}"),
-                        description: format!("partially update {what}"),
-                        gvk,
-                        params: params::patch(),
-                        body: Some(body),
-                        responses: responses(&[("200", "OK"), ("201", "Created")], &sref),
-                    });
+                    self.add_op(
+                        &path,
+                        &path_params,
+                        Op {
+                            method: "patch",
+                            action: "patch",
+                            id: format!("patch{p}{ns}{kind}{suffix}"),
+                            description: format!("partially update {what}"),
+                            gvk,
+                            params: params::patch(),
+                            body: Some(body),
+                            responses: responses(&[("200", "OK"), ("201", "Created")], &sref),
+                        },
+                    );
                 }
                 if matches!(s.style, Style::ReadWrite | Style::Replace) {
-                    self.add_op(&path, &path_params, Op {
-                        method: "put",
-                        action: "put",
-                        id: format!("replace{p}{ns}{kind}{suffix}"),
-                        description: format!("replace {what}"),
-                        gvk,
-                        params: params::write(),
-                        body: Some(Self::body(&schema)),
-                        responses: responses(&[("200", "OK"), ("201", "Created")], &sref),
-                    });
+                    self.add_op(
+                        &path,
+                        &path_params,
+                        Op {
+                            method: "put",
+                            action: "put",
+                            id: format!("replace{p}{ns}{kind}{suffix}"),
+                            description: format!("replace {what}"),
+                            gvk,
+                            params: params::write(),
+                            body: Some(Self::body(&schema)),
+                            responses: responses(&[("200", "OK"), ("201", "Created")], &sref),
+                        },
+                    );
                 }
                 if s.style == Style::Create {
-                    self.add_op(&path, &path_params, Op {
-                        method: "post",
-                        action: "post",
-                        id: format!("create{p}{ns}{kind}{suffix}"),
-                        description: format!("create {} of a {kind}", s.name),
-                        gvk,
-                        params: params::write(),
-                        body: Some(Self::body(&schema)),
-                        responses: responses(&[("200", "OK"), ("201", "Created"), ("202", "Accepted")], &sref),
-                    });
+                    self.add_op(
+                        &path,
+                        &path_params,
+                        Op {
+                            method: "post",
+                            action: "post",
+                            id: format!("create{p}{ns}{kind}{suffix}"),
+                            description: format!("create {} of a {kind}", s.name),
+                            gvk,
+                            params: params::write(),
+                            body: Some(Self::body(&schema)),
+                            responses: responses(
+                                &[("200", "OK"), ("201", "Created"), ("202", "Accepted")],
+                                &sref,
+                            ),
+                        },
+                    );
                 }
             }
             Style::Log => {
@@ -386,7 +512,9 @@ impl<'g> PathsBuilder<'g> {
                 let (methods, qp): (&[&str], Vec<Value>) = match (s.style, s.name) {
                     (Style::Proxy, _) => (
                         &["get", "put", "post", "patch", "delete", "head", "options"],
-                        vec![json!({"name": "path", "in": "query", "description": "Path is the URL path to use for the current proxy request.", "schema": {"type": "string", "uniqueItems": true}})],
+                        vec![
+                            json!({"name": "path", "in": "query", "description": "Path is the URL path to use for the current proxy request.", "schema": {"type": "string", "uniqueItems": true}}),
+                        ],
                     ),
                     (_, "exec") => (&["get", "post"], params::exec(true)),
                     (_, "attach") => (&["get", "post"], params::exec(false)),
@@ -415,21 +543,30 @@ impl<'g> PathsBuilder<'g> {
         };
         let path = format!("{}/", self.root());
         let id = format!("get{}APIResources", self.prefix());
-        self.add_op(&path, &[], Op {
-            method: "get",
-            action: "get",
-            id,
-            description: "get available resources".into(),
-            gvk: ("", "v1", "APIResourceList"),
-            params: Vec::new(),
-            body: None,
-            responses: responses(&[("200", "OK")], &schema_ref(&name)),
-        });
+        self.add_op(
+            &path,
+            &[],
+            Op {
+                method: "get",
+                action: "get",
+                id,
+                description: "get available resources".into(),
+                gvk: ("", "v1", "APIResourceList"),
+                params: Vec::new(),
+                body: None,
+                responses: responses(&[("200", "OK")], &schema_ref(&name)),
+            },
+        );
     }
 
-    /// Finish: the paths object.
-    pub fn into_paths(self) -> (Map<String, Value>, Vec<(String, String, String, String)>, Vec<(String, &'static str)>, Common) {
-        (self.paths, self.marks, self.lists, self.common)
+    /// Finish: the paths object and what the schemas still need.
+    pub fn finish(self) -> Built {
+        Built {
+            paths: self.paths,
+            marks: self.marks,
+            lists: self.lists,
+            common: self.common,
+        }
     }
 }
 
@@ -442,7 +579,12 @@ mod tests {
         let cases = [
             ("", "v1", "CoreV1", "core_v1"),
             ("apps", "v1", "AppsV1", "apps_v1"),
-            ("rbac.authorization.k8s.io", "v1", "RbacAuthorizationV1", "rbacAuthorization_v1"),
+            (
+                "rbac.authorization.k8s.io",
+                "v1",
+                "RbacAuthorizationV1",
+                "rbacAuthorization_v1",
+            ),
             ("scheduling.k8s.io", "v1", "SchedulingV1", "scheduling_v1"),
             ("autoscaling", "v2", "AutoscalingV2", "autoscaling_v2"),
         ];

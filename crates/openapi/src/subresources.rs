@@ -52,7 +52,11 @@ pub fn resolve(parent: &Resource, name: &'static str) -> Option<Subresource> {
         verbs,
         style,
     };
-    let other = |group: &'static str, version: &'static str, kind: &'static str, verbs: &'static [&'static str], style: Style| {
+    let other = |group: &'static str,
+                 version: &'static str,
+                 kind: &'static str,
+                 verbs: &'static [&'static str],
+                 style: Style| {
         Subresource {
             name,
             group,
@@ -67,7 +71,13 @@ pub fn resolve(parent: &Resource, name: &'static str) -> Option<Subresource> {
         "scale" => other("autoscaling", "v1", "Scale", RW, Style::ReadWrite),
         "binding" => other("", "v1", "Binding", CREATE, Style::Create),
         "eviction" => other("policy", "v1", "Eviction", CREATE, Style::Create),
-        "token" => other("authentication.k8s.io", "v1", "TokenRequest", CREATE, Style::Create),
+        "token" => other(
+            "authentication.k8s.io",
+            "v1",
+            "TokenRequest",
+            CREATE,
+            Style::Create,
+        ),
         "finalize" => same(parent.kind, &["update"], Style::Replace),
         "log" => same(parent.kind, &["get"], Style::Log),
         "exec" => same("PodExecOptions", CONNECT, Style::Connect),
@@ -88,7 +98,10 @@ pub fn resolve(parent: &Resource, name: &'static str) -> Option<Subresource> {
 
 /// Every subresource of `parent` this table knows, in the registry's order.
 pub fn of(parent: &Resource) -> impl Iterator<Item = Subresource> + '_ {
-    parent.subresources.iter().filter_map(|s| resolve(parent, s))
+    parent
+        .subresources
+        .iter()
+        .filter_map(|s| resolve(parent, s))
 }
 
 #[cfg(test)]
@@ -98,21 +111,67 @@ mod tests {
 
     #[test]
     fn resolves_kube_subresources() {
-        let cases: &[(&str, &str, &str, &str, &str, &str, &[&str])] = &[
+        // (group, plural, subresource, want group, want version, want kind, want verbs)
+        type Case = (
+            &'static str,
+            &'static str,
+            &'static str,
+            &'static str,
+            &'static str,
+            &'static str,
+            &'static [&'static str],
+        );
+        let cases: &[Case] = &[
             ("", "pods", "status", "", "v1", "Pod", RW),
             ("", "pods", "eviction", "policy", "v1", "Eviction", CREATE),
             ("", "pods", "binding", "", "v1", "Binding", CREATE),
             ("", "pods", "log", "", "v1", "Pod", &["get"]),
             ("", "pods", "exec", "", "v1", "PodExecOptions", CONNECT),
-            ("", "serviceaccounts", "token", "authentication.k8s.io", "v1", "TokenRequest", CREATE),
-            ("", "namespaces", "finalize", "", "v1", "Namespace", &["update"]),
-            ("", "services", "proxy", "", "v1", "ServiceProxyOptions", PROXY),
-            ("apps", "deployments", "scale", "autoscaling", "v1", "Scale", RW),
+            (
+                "",
+                "serviceaccounts",
+                "token",
+                "authentication.k8s.io",
+                "v1",
+                "TokenRequest",
+                CREATE,
+            ),
+            (
+                "",
+                "namespaces",
+                "finalize",
+                "",
+                "v1",
+                "Namespace",
+                &["update"],
+            ),
+            (
+                "",
+                "services",
+                "proxy",
+                "",
+                "v1",
+                "ServiceProxyOptions",
+                PROXY,
+            ),
+            (
+                "apps",
+                "deployments",
+                "scale",
+                "autoscaling",
+                "v1",
+                "Scale",
+                RW,
+            ),
         ];
         for (g, plural, sub, wg, wv, wk, verbs) in cases {
             let parent = find(g, "v1", plural).unwrap();
             let s = resolve(parent, sub).unwrap();
-            assert_eq!((s.group, s.version, s.kind, s.verbs), (*wg, *wv, *wk, *verbs), "{plural}/{sub}");
+            assert_eq!(
+                (s.group, s.version, s.kind, s.verbs),
+                (*wg, *wv, *wk, *verbs),
+                "{plural}/{sub}"
+            );
         }
     }
 

@@ -3,7 +3,7 @@
 
 use crate::hash::content_hash;
 use crate::kinds;
-use crate::paths::{schema_ref, PathsBuilder};
+use crate::paths::{schema_ref, Built, Mark, PathsBuilder};
 use capstan_api::resources;
 use schemars::generate::SchemaSettings;
 use serde_json::{json, Map, Value};
@@ -51,6 +51,11 @@ fn built(e: &'static Entry) -> &'static (Vec<u8>, String) {
         let hash = content_hash(&bytes);
         (bytes, hash)
     })
+}
+
+/// The keys of every document in the index ("api", "api/v1", "apis/apps", "apis/apps/v1", …).
+pub fn group_version_keys() -> Vec<String> {
+    entries().iter().map(|e| e.key.clone()).collect()
 }
 
 /// `GET /openapi/v3`: every document with its hash-versioned, server-relative URL.
@@ -101,13 +106,31 @@ fn document(paths: Map<String, Value>, schemas: Map<String, Value>) -> Value {
 pub fn build(key: &str) -> Option<Value> {
     let segs: Vec<&str> = key.split('/').collect();
     match segs.as_slice() {
-        ["api"] => Some(discovery_doc("/api/", "getCoreAPIVersions", "get available API versions", "APIVersions", "core")),
-        ["apis"] => Some(discovery_doc("/apis/", "getAPIVersions", "get available API versions", "APIGroupList", "apis")),
+        ["api"] => Some(discovery_doc(
+            "/api/",
+            "getCoreAPIVersions",
+            "get available API versions",
+            "APIVersions",
+            "core",
+        )),
+        ["apis"] => Some(discovery_doc(
+            "/apis/",
+            "getAPIVersions",
+            "get available API versions",
+            "APIGroupList",
+            "apis",
+        )),
         ["apis", g] => {
             let (group, _) = resources::groups().into_iter().find(|(x, _)| x == g)?;
             let id = format!("get{}APIGroup", crate::paths::group_prefix(group));
             let tag = group.trim_end_matches(".k8s.io").to_string();
-            Some(discovery_doc(&format!("/apis/{group}/"), &id, "get information of a group", "APIGroup", &tag))
+            Some(discovery_doc(
+                &format!("/apis/{group}/"),
+                &id,
+                "get information of a group",
+                "APIGroup",
+                &tag,
+            ))
         }
         ["api", v] => build_group_version("", v),
         ["apis", g, v] => build_group_version(g, v),
@@ -149,15 +172,49 @@ fn build_group_version(group: &str, version: &str) -> Option<Value> {
     for r in resources::in_group_version(group, version) {
         b.resource(r);
     }
-    let (paths, mut marks, lists, common) = b.into_paths();
-    marks.push((common.delete_options.clone(), String::new(), "v1".into(), "DeleteOptions".into()));
+    let Built {
+        paths,
+        mut marks,
+        lists,
+        common,
+    } = b.finish();
+    marks.push((
+        common.delete_options.clone(),
+        String::new(),
+        "v1".into(),
+        "DeleteOptions".into(),
+    ));
     if !group.is_empty() {
-        marks.push((common.delete_options.clone(), group.into(), version.into(), "DeleteOptions".into()));
+        marks.push((
+            common.delete_options.clone(),
+            group.into(),
+            version.into(),
+            "DeleteOptions".into(),
+        ));
     }
-    marks.push((common.status.clone(), String::new(), "v1".into(), "Status".into()));
+    for (g, v) in [("", "v1"), (group, version)] {
+        let m = (
+            common.watch_event.clone(),
+            g.to_string(),
+            v.to_string(),
+            "WatchEvent".to_string(),
+        );
+        if !marks.contains(&m) {
+            marks.push(m);
+        }
+    }
+    marks.push((
+        common.status.clone(),
+        String::new(),
+        "v1".into(),
+        "Status".into(),
+    ));
     let mut defs = gen.take_definitions(true);
     for (schema, kind) in lists {
-        defs.insert(format!("{schema}List"), list_schema(&schema, kind, &common.list_meta));
+        defs.insert(
+            format!("{schema}List"),
+            list_schema(&schema, kind, &common.list_meta),
+        );
     }
     let schemas = finish_schemas(defs, &marks);
     Some(document(paths, schemas))
@@ -179,7 +236,7 @@ fn list_schema(item: &str, kind: &str, list_meta: &str) -> Value {
 }
 
 /// Apply the Kubernetes extensions, the GVK marks, and sort the definitions by name.
-fn finish_schemas(mut defs: Map<String, Value>, marks: &[(String, String, String, String)]) -> Map<String, Value> {
+fn finish_schemas(mut defs: Map<String, Value>, marks: &[Mark]) -> Map<String, Value> {
     crate::extensions::apply(&mut defs);
     for (name, g, v, k) in marks {
         let Some(obj) = defs.get_mut(name).and_then(Value::as_object_mut) else {

@@ -35,7 +35,8 @@ pub fn json_patch(target: &Value, patch: &Value) -> Result<Value, PatchError> {
     // Work on a copy that is dropped on failure: json-patch's own rollback (`patch`) can panic
     // when undoing a failed `move`, so use the non-rolling-back variant.
     let mut doc = target.clone();
-    json_patch::patch_unsafe(&mut doc, &ops).map_err(|e| PatchError::JsonPatchFailed(e.to_string()))?;
+    json_patch::patch_unsafe(&mut doc, &ops)
+        .map_err(|e| PatchError::JsonPatchFailed(e.to_string()))?;
     Ok(doc)
 }
 

@@ -112,3 +112,40 @@ async fn bench_watch_fanout() {
         (events * watchers) as f64 / delivered.as_secs_f64()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore]
+async fn bench_reopen() {
+    let dir = bench_dir();
+    let keys = 50_000;
+    {
+        let store: Arc<dyn Store> = Arc::new(
+            EmbeddedStore::open(dir.path(), common::test_options())
+                .await
+                .unwrap(),
+        );
+        let value = Bytes::from(vec![b'x'; 1024]);
+        futures::stream::iter(0..keys)
+            .for_each_concurrent(64, |i| {
+                let store = store.clone();
+                let value = value.clone();
+                async move {
+                    store.create(&format!("/reopen/{i}"), value).await.unwrap();
+                }
+            })
+            .await;
+    }
+    let size = std::fs::metadata(dir.path().join("store.log"))
+        .unwrap()
+        .len();
+    let start = Instant::now();
+    let store = EmbeddedStore::open(dir.path(), common::test_options())
+        .await
+        .unwrap();
+    let elapsed = start.elapsed();
+    assert_eq!(store.count("/reopen/").await.unwrap(), keys as i64);
+    println!(
+        "reopen: {keys} keys, {:.1} MiB log replayed in {elapsed:?}",
+        size as f64 / (1 << 20) as f64
+    );
+}

@@ -57,6 +57,8 @@ mod cases {
         ));
         assert_eq!(s.current_revision().await.unwrap(), r);
         assert_eq!(s.get("/t/a").await.unwrap().unwrap().value, b("1"));
+        assert!(matches!(s.create("", b("x")).await, Err(Error::Other(_))));
+        assert_eq!(s.current_revision().await.unwrap(), r);
         s.health().await.unwrap();
     }
 

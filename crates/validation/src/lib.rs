@@ -18,15 +18,20 @@
 pub mod cron;
 mod data;
 mod defaults;
+mod dupes;
 mod errors;
+mod hpa;
 mod kinds;
 mod meta;
 pub mod names;
 mod other;
 mod pod;
+mod prepare;
 pub mod quantity;
+mod rbac;
 mod schema;
 mod service;
+mod storage;
 mod util;
 mod workloads;
 
@@ -38,11 +43,16 @@ pub use defaults::{
     default_pull_policy, job_generate_selector, JOB_CONTROLLER_UID_LABEL, JOB_NAME_LABEL,
     LEGACY_JOB_CONTROLLER_UID_LABEL, LEGACY_JOB_NAME_LABEL,
 };
+pub use dupes::duplicate_fields;
 pub use errors::{invalid_message, qualified_kind, FieldError};
 pub use meta::TOTAL_ANNOTATION_SIZE_LIMIT;
 pub use other::HIGHEST_USER_DEFINABLE_PRIORITY;
 pub use pod::POD_UPDATABLE_FIELDS;
-pub use schema::{decode_error_message, strict_decoding_message, type_errors, TypeError};
+pub use prepare::prepare_for_update;
+pub use schema::{
+    decode_error_message, strict_decoding_message, strict_decoding_message_with_duplicates,
+    type_errors, TypeError,
+};
 pub use service::NODE_PORT_RANGE;
 
 use names::NameRule;
@@ -68,11 +78,25 @@ fn is_review(res: &Resource) -> bool {
     !res.is_stored()
 }
 
+/// The kind of a subresource's request body when it differs from the parent's:
+/// `scale` → autoscaling/v1 Scale, `binding` → v1 Binding, `eviction` → policy/v1 Eviction,
+/// `token` → authentication.k8s.io/v1 TokenRequest.
+pub fn subresource_kind(subresource: &str) -> Option<(&'static str, &'static str, &'static str)> {
+    match subresource {
+        "scale" => Some(("autoscaling", "v1", "Scale")),
+        "binding" => Some(("", "v1", "Binding")),
+        "eviction" => Some(("policy", "v1", "Eviction")),
+        "token" => Some(("authentication.k8s.io", "v1", "TokenRequest")),
+        _ => None,
+    }
+}
+
 /// Validation on create (`old = None`) and update (`old = Some(previous stored object)`).
 ///
 /// `subresource`: `None` for the main resource, `Some("status")` (metadata rules only; the
 /// server keeps the spec from the old object), `Some("scale")` (`obj` is an autoscaling/v1
-/// Scale); other subresources get type checking only.
+/// Scale), `Some("binding")` (`obj` is a v1 Binding: target kind Node, name required); other
+/// subresources get type checking only (against [`subresource_kind`] where it applies).
 ///
 /// Type errors come back alone (reason `FieldValueTypeInvalid`): the object could not be
 /// decoded, so nothing else is checked — answer them with 400 and [`decode_error_message`].
@@ -82,10 +106,10 @@ pub fn validate(
     old: Option<&Value>,
     subresource: Option<&str>,
 ) -> Vec<FieldError> {
-    let (g, v, k) = match subresource {
-        Some("scale") => ("autoscaling", "v1", "Scale"),
-        _ => (res.group, res.version, res.kind),
-    };
+    let (g, v, k) =
+        subresource
+            .and_then(subresource_kind)
+            .unwrap_or((res.group, res.version, res.kind));
     let types = type_errors(g, v, k, obj);
     if !types.is_empty() {
         return types.iter().map(TypeError::to_field_error).collect();
@@ -106,6 +130,10 @@ pub fn validate(
             if let Some(old) = old {
                 meta::validate_object_meta_update(meta, get(old, "metadata"), &mut errs);
             }
+            return errs;
+        }
+        Some("binding") => {
+            other::validate_binding(obj, &mut errs);
             return errs;
         }
         Some(_) => return errs,
@@ -137,7 +165,7 @@ fn validate_kind(res: &Resource, obj: &Value, errs: &mut Vec<FieldError>) {
         ("apps", "StatefulSet") => workloads::validate_stateful_set(obj, errs),
         ("batch", "Job") => workloads::validate_job(obj, errs),
         ("batch", "CronJob") => workloads::validate_cron_job(obj, errs),
-        ("autoscaling", "HorizontalPodAutoscaler") => other::validate_hpa(obj, res.version, errs),
+        ("autoscaling", "HorizontalPodAutoscaler") => hpa::validate_hpa(obj, res.version, errs),
         ("policy", "PodDisruptionBudget") => other::validate_pdb(obj, errs),
         ("scheduling.k8s.io", "PriorityClass") => other::validate_priority_class(obj, errs),
         ("coordination.k8s.io", "Lease") => other::validate_lease(obj, errs),
@@ -145,6 +173,17 @@ fn validate_kind(res: &Resource, obj: &Value, errs: &mut Vec<FieldError>) {
         ("events.k8s.io", "Event") => other::validate_events_v1_event(obj, errs),
         ("networking.k8s.io", "NetworkPolicy") => other::validate_network_policy(obj, errs),
         ("networking.k8s.io", "Ingress") => other::validate_ingress(obj, errs),
+        ("", "PersistentVolumeClaim") => storage::validate_pvc(obj, errs),
+        ("", "PersistentVolume") => storage::validate_pv(obj, errs),
+        ("", "Endpoints") => storage::validate_endpoints(obj, errs),
+        ("", "ResourceQuota") => storage::validate_resource_quota(obj, errs),
+        ("", "LimitRange") => storage::validate_limit_range(obj, errs),
+        ("rbac.authorization.k8s.io", "Role") => rbac::validate_role(obj, true, errs),
+        ("rbac.authorization.k8s.io", "ClusterRole") => rbac::validate_role(obj, false, errs),
+        ("rbac.authorization.k8s.io", "RoleBinding") => rbac::validate_binding(obj, true, errs),
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding") => {
+            rbac::validate_binding(obj, false, errs)
+        }
         _ => {}
     }
 }
@@ -162,6 +201,10 @@ fn validate_kind_update(res: &Resource, obj: &Value, old: &Value, errs: &mut Vec
         ("discovery.k8s.io", "EndpointSlice") => {
             other::validate_endpoint_slice_update(obj, old, errs)
         }
+        ("", "PersistentVolumeClaim") => storage::validate_pvc_update(obj, old, errs),
+        ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => {
+            rbac::validate_binding_update(obj, old, errs)
+        }
         _ => {}
     }
 }
@@ -171,5 +214,11 @@ fn validate_kind_update(res: &Resource, obj: &Value, old: &Value, errs: &mut Vec
 /// detectable here (the JSON was already parsed into a map). For the 400 message see
 /// [`strict_decoding_message`]; for Warning headers, `unknown field "<path without dot>"`.
 pub fn unknown_fields(res: &Resource, obj: &Value) -> Vec<String> {
-    schema::check(res.group, res.version, res.kind, obj).unknown
+    unknown_fields_gvk(res.group, res.version, res.kind, obj)
+}
+
+/// [`unknown_fields`] for a kind named directly, e.g. ("autoscaling", "v1", "Scale") for a
+/// `/scale` body or ("policy", "v1", "Eviction"); kinds without a known schema report nothing.
+pub fn unknown_fields_gvk(group: &str, version: &str, kind: &str, obj: &Value) -> Vec<String> {
+    schema::check(group, version, kind, obj).unknown
 }

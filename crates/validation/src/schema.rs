@@ -327,14 +327,24 @@ pub fn decode_error_message(kind: &str, version: &str, errs: &[TypeError]) -> St
 /// The 400 message for `fieldValidation=Strict`: `strict decoding error: unknown field "spec.foo", unknown field "spec.bar"`.
 /// Takes the paths [`crate::unknown_fields`] returns (leading dot is dropped).
 pub fn strict_decoding_message(paths: &[String]) -> String {
-    let parts: Vec<String> = paths
+    strict_decoding_message_with_duplicates(paths, &[])
+}
+
+/// The strict-decoding 400 message with duplicate keys too (see [`crate::duplicate_fields`]):
+/// `strict decoding error: unknown field "spec.foo", duplicate field "spec.replicas"`.
+pub fn strict_decoding_message_with_duplicates(
+    unknown: &[String],
+    duplicates: &[String],
+) -> String {
+    let quote = |p: &String| crate::errors::go_quote(p.trim_start_matches('.'));
+    let parts: Vec<String> = unknown
         .iter()
-        .map(|p| {
-            format!(
-                "unknown field {}",
-                crate::errors::go_quote(p.trim_start_matches('.'))
-            )
-        })
+        .map(|p| format!("unknown field {}", quote(p)))
+        .chain(
+            duplicates
+                .iter()
+                .map(|p| format!("duplicate field {}", quote(p))),
+        )
         .collect();
     format!("strict decoding error: {}", parts.join(", "))
 }

@@ -452,3 +452,19 @@ fn unknown_fields_and_types() {
     assert_eq!(errs[0].field, "metadata.name");
     assert_eq!(errs[0].message, "Invalid value: 5: must be of type string");
 }
+
+#[test]
+fn prepare_for_update_keeps_allocated_values() {
+    let r = res("v1", "Service");
+    let old = json!({"metadata": {"name": "web", "namespace": "default", "uid": "u1", "creationTimestamp": "2024-01-01T00:00:00Z"},
+        "spec": {"type": "NodePort", "clusterIP": "10.96.0.10", "clusterIPs": ["10.96.0.10"], "ports": [{"port": 80, "protocol": "TCP", "nodePort": 30080}]}});
+    // kubectl replace with the allocated values left out.
+    let mut new = json!({"metadata": {"name": "web", "namespace": "default", "creationTimestamp": "2030-01-01T00:00:00Z"},
+        "spec": {"type": "NodePort", "ports": [{"port": 80}]}});
+    capstan_validation::prepare_for_update(r, &mut new, &old);
+    assert_eq!(new["metadata"]["uid"], "u1");
+    assert_eq!(new["metadata"]["creationTimestamp"], "2024-01-01T00:00:00Z");
+    assert_eq!(new["spec"]["clusterIP"], "10.96.0.10");
+    assert_eq!(new["spec"]["ports"][0]["nodePort"], 30080);
+    assert!(update("v1", "Service", old, new).is_empty());
+}

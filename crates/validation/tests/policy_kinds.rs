@@ -270,3 +270,227 @@ fn rbac_names_are_path_segments() {
         ],
     );
 }
+
+#[test]
+fn rbac_rules_and_bindings() {
+    run_table(
+        "rbac.authorization.k8s.io/v1",
+        "Role",
+        vec![
+            (
+                "ok",
+                json!({"metadata": {"name": "r", "namespace": "d"}, "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]}),
+                vec![],
+            ),
+            (
+                "no verbs",
+                json!({"metadata": {"name": "r", "namespace": "d"}, "rules": [{"apiGroups": [""], "resources": ["pods"]}]}),
+                vec![("rules[0].verbs", REQ)],
+            ),
+            (
+                "no groups",
+                json!({"metadata": {"name": "r", "namespace": "d"}, "rules": [{"resources": ["pods"], "verbs": ["get"]}]}),
+                vec![("rules[0].apiGroups", REQ)],
+            ),
+            (
+                "urls in role",
+                json!({"metadata": {"name": "r", "namespace": "d"}, "rules": [{"nonResourceURLs": ["/healthz"], "verbs": ["get"]}]}),
+                vec![("rules[0].nonResourceURLs", INV)],
+            ),
+        ],
+    );
+    run_table(
+        "rbac.authorization.k8s.io/v1",
+        "ClusterRole",
+        vec![(
+            "urls ok",
+            json!({"metadata": {"name": "r"}, "rules": [{"nonResourceURLs": ["/healthz"], "verbs": ["get"]}]}),
+            vec![],
+        )],
+    );
+    let rb = |kind: &str, subject: serde_json::Value| {
+        json!({"metadata": {"name": "b", "namespace": "d"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": "view"}, "subjects": [subject]})
+    };
+    run_table(
+        "rbac.authorization.k8s.io/v1",
+        "RoleBinding",
+        vec![
+            (
+                "ok",
+                rb(
+                    "ClusterRole",
+                    json!({"kind": "ServiceAccount", "name": "default", "namespace": "d"}),
+                ),
+                vec![],
+            ),
+            (
+                "user",
+                rb(
+                    "Role",
+                    json!({"kind": "User", "name": "alice", "apiGroup": "rbac.authorization.k8s.io"}),
+                ),
+                vec![],
+            ),
+            (
+                "bad kind",
+                rb("Policy", json!({"kind": "Robot", "name": "x"})),
+                vec![("roleRef.kind", NS), ("subjects[0].kind", NS)],
+            ),
+        ],
+    );
+    let crb = json!({"metadata": {"name": "b"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "view"},
+        "subjects": [{"kind": "ServiceAccount", "name": "default"}]});
+    run_table(
+        "rbac.authorization.k8s.io/v1",
+        "ClusterRoleBinding",
+        vec![(
+            "role in crb, sa without namespace",
+            crb,
+            vec![("roleRef.kind", NS), ("subjects[0].namespace", REQ)],
+        )],
+    );
+    let old = rb(
+        "ClusterRole",
+        json!({"kind": "Group", "name": "g", "apiGroup": "rbac.authorization.k8s.io"}),
+    );
+    let mut new = old.clone();
+    new["roleRef"]["name"] = json!("edit");
+    assert_eq!(
+        fields(&update(
+            "rbac.authorization.k8s.io/v1",
+            "RoleBinding",
+            old,
+            new
+        )),
+        vec!["roleRef"]
+    );
+}
+
+#[test]
+fn storage_and_quota() {
+    let pvc = |spec: Value| json!({"metadata": {"name": "data", "namespace": "d"}, "spec": spec});
+    run_table(
+        "v1",
+        "PersistentVolumeClaim",
+        vec![
+            (
+                "ok",
+                pvc(
+                    json!({"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}),
+                ),
+                vec![],
+            ),
+            (
+                "no modes",
+                pvc(json!({"resources": {"requests": {"storage": "1Gi"}}})),
+                vec![("spec.accessModes", REQ)],
+            ),
+            (
+                "no storage",
+                pvc(json!({"accessModes": ["ReadWriteOnce"]})),
+                vec![("spec.resources[storage]", REQ)],
+            ),
+            (
+                "bad mode",
+                pvc(
+                    json!({"accessModes": ["ReadSometimes"], "resources": {"requests": {"storage": "1Gi"}}}),
+                ),
+                vec![("spec.accessModes", NS)],
+            ),
+        ],
+    );
+    let old = pvc(
+        json!({"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}),
+    );
+    let grown = pvc(
+        json!({"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "2Gi"}}}),
+    );
+    assert!(update("v1", "PersistentVolumeClaim", old.clone(), grown).is_empty());
+    let changed = pvc(
+        json!({"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Gi"}}}),
+    );
+    assert_eq!(
+        fields(&update("v1", "PersistentVolumeClaim", old, changed)),
+        vec!["spec"]
+    );
+    run_table(
+        "v1",
+        "PersistentVolume",
+        vec![(
+            "ok",
+            json!({"metadata": {"name": "pv1"}, "spec": {"accessModes": ["ReadWriteOnce"], "capacity": {"storage": "5Gi"}, "hostPath": {"path": "/data"}}}),
+            vec![],
+        )],
+    );
+    run_table(
+        "v1",
+        "Endpoints",
+        vec![
+            (
+                "ok",
+                json!({"metadata": {"name": "web", "namespace": "d"}, "subsets": [{"addresses": [{"ip": "10.0.0.1"}], "ports": [{"port": 80}]}]}),
+                vec![],
+            ),
+            (
+                "bad ip",
+                json!({"metadata": {"name": "web", "namespace": "d"}, "subsets": [{"addresses": [{"ip": "nope"}], "ports": [{"port": 80}]}]}),
+                vec![("subsets[0].addresses[0].ip", INV)],
+            ),
+        ],
+    );
+    run_table(
+        "v1",
+        "ResourceQuota",
+        vec![
+            (
+                "ok",
+                json!({"metadata": {"name": "q", "namespace": "d"}, "spec": {"hard": {"pods": "10", "requests.cpu": "4"}}}),
+                vec![],
+            ),
+            (
+                "negative",
+                json!({"metadata": {"name": "q", "namespace": "d"}, "spec": {"hard": {"pods": "-1"}}}),
+                vec![("spec.hard[pods]", INV)],
+            ),
+        ],
+    );
+    run_table(
+        "v1",
+        "LimitRange",
+        vec![
+            (
+                "ok",
+                json!({"metadata": {"name": "l", "namespace": "d"}, "spec": {"limits": [{"type": "Container", "default": {"cpu": "500m"}}]}}),
+                vec![],
+            ),
+            (
+                "type",
+                json!({"metadata": {"name": "l", "namespace": "d"}, "spec": {"limits": [{"type": "Node"}]}}),
+                vec![("spec.limits[0].type", NS)],
+            ),
+        ],
+    );
+}
+
+#[test]
+fn binding_subresource() {
+    let r = res("v1", "Pod");
+    let ok = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "web", "namespace": "d"}, "target": {"kind": "Node", "name": "n1"}});
+    assert!(capstan_validation::validate(r, &ok, None, Some("binding")).is_empty());
+    let bad = json!({"metadata": {"name": "web"}, "target": {"kind": "Pod"}});
+    assert_eq!(
+        fields(&capstan_validation::validate(
+            r,
+            &bad,
+            None,
+            Some("binding")
+        )),
+        vec!["target.kind", "target.name"]
+    );
+    assert_eq!(
+        capstan_validation::subresource_kind("eviction"),
+        Some(("policy", "v1", "Eviction"))
+    );
+    assert!(capstan_validation::unknown_fields_gvk("", "v1", "Binding", &ok).is_empty());
+}

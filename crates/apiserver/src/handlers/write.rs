@@ -282,7 +282,12 @@ where
         capstan_validation::normalize_secret(&mut new);
         capstan_validation::default_object(res, &mut new);
         admission::admit_update(api, res, &old, &mut new).await?;
-        let errs = if sub == Some("binding") { Vec::new() } else { capstan_validation::validate(res, &new, Some(&old), sub) };
+        // The scale and binding subresources change the main object; it is validated as such.
+        let errs = match sub {
+            Some("binding") => Vec::new(),
+            Some("scale") => capstan_validation::validate(res, &new, Some(&old), None),
+            _ => capstan_validation::validate(res, &new, Some(&old), sub),
+        };
         if !errs.is_empty() {
             return Err(codec::invalid(res, &name, &errs));
         }

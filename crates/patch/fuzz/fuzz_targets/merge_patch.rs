@@ -5,6 +5,8 @@
 mod common;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let Some((target, patch)) = common::two_values(data) else { return };
+    let Some((target, patch)) = common::two_values(data) else {
+        return;
+    };
     let _ = capstan_patch::json_merge_patch(&target, &patch);
 });

@@ -5,8 +5,19 @@
 mod common;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let Some((target, patch)) = common::two_values(data) else { return };
-    for (av, kind) in [("v1", "Pod"), ("apps/v1", "Deployment"), ("v1", "Service"), ("x.io/v1", "Thing")] {
-        let _ = capstan_patch::strategic_merge_patch(&target, &patch, &capstan_patch::schema_for(av, kind));
+    let Some((target, patch)) = common::two_values(data) else {
+        return;
+    };
+    for (av, kind) in [
+        ("v1", "Pod"),
+        ("apps/v1", "Deployment"),
+        ("v1", "Service"),
+        ("x.io/v1", "Thing"),
+    ] {
+        let _ = capstan_patch::strategic_merge_patch(
+            &target,
+            &patch,
+            &capstan_patch::schema_for(av, kind),
+        );
     }
 });

@@ -60,7 +60,7 @@ impl Log {
         }
         let decoded =
             record::decode(&buf).map_err(|e| other(format!("{}: {e}", path.display())))?;
-        let file = OpenOptions::new()
+        let mut file = OpenOptions::new()
             .create(true)
             .truncate(false)
             .read(true)
@@ -76,7 +76,6 @@ impl Log {
             file.set_len(len)?;
             file.sync_all()?;
         }
-        let mut file = file;
         if len == 0 {
             file.write_all(MAGIC)?;
             file.sync_all()?;
@@ -97,7 +96,7 @@ impl Log {
     }
 
     /// Appends `buf` and fdatasyncs. On failure the file is cut back to its previous
-    /// length; an error from that too is returned as `Err(Err(..))` (the log is unusable).
+    /// length; the error comes with whether that worked (if not, the log is unusable).
     pub fn append(&mut self, buf: &[u8]) -> Result<(), (io::Error, bool)> {
         let result = self
             .file

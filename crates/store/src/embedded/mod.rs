@@ -157,6 +157,14 @@ impl EmbeddedStore {
     }
 }
 
+/// Rejects the empty key, as etcd does.
+fn check_key(key: &str) -> Result<()> {
+    if key.is_empty() {
+        return Err(Error::Other("key must not be empty".into()));
+    }
+    Ok(())
+}
+
 async fn submit(inner: &Inner, op: Op) -> Result<Outcome> {
     let (reply, rx) = oneshot::channel();
     let closed = || Error::Unavailable(format!("store in {} is closed", inner.dir.display()));
@@ -244,6 +252,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn create(&self, key: &str, value: Bytes) -> Result<i64> {
+        check_key(key)?;
         match self
             .submit(Op::Create {
                 key: key.to_string(),
@@ -257,6 +266,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn update(&self, key: &str, value: Bytes, expected_mod_revision: i64) -> Result<i64> {
+        check_key(key)?;
         match self
             .submit(Op::Update {
                 key: key.to_string(),
@@ -275,6 +285,7 @@ impl Store for EmbeddedStore {
         key: &str,
         expected_mod_revision: Option<i64>,
     ) -> Result<(i64, KeyValue)> {
+        check_key(key)?;
         match self
             .submit(Op::Delete {
                 key: key.to_string(),

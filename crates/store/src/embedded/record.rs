@@ -125,10 +125,9 @@ pub(crate) fn decode(buf: &[u8]) -> Result<Decoded, DecodeError> {
     if &buf[..MAGIC.len()] != MAGIC {
         return Err(DecodeError::BadMagic);
     }
-    let data = Bytes::copy_from_slice(buf);
     let mut pos = MAGIC.len();
     let mut records = Vec::new();
-    while let Some((record, next)) = decode_one(&data, pos) {
+    while let Some((record, next)) = decode_one(buf, pos) {
         records.push(record);
         pos = next;
     }
@@ -138,7 +137,7 @@ pub(crate) fn decode(buf: &[u8]) -> Result<Decoded, DecodeError> {
     })
 }
 
-fn decode_one(data: &Bytes, pos: usize) -> Option<(Record, usize)> {
+fn decode_one(data: &[u8], pos: usize) -> Option<(Record, usize)> {
     let header = data.get(pos..pos + HEADER)?;
     let body_len = u32::from_le_bytes(header[..4].try_into().ok()?) as usize;
     let crc = u32::from_le_bytes(header[4..].try_into().ok()?);
@@ -157,7 +156,8 @@ fn decode_one(data: &Bytes, pos: usize) -> Option<(Record, usize)> {
     let key_bytes = body.get(FIXED_BODY..FIXED_BODY + key_len)?;
     let key = std::str::from_utf8(key_bytes).ok()?.to_string();
     let value_start = body_start + FIXED_BODY + key_len;
-    let value = data.slice(value_start..body_start + body_len);
+    // Copied out so that superseded values do not pin the whole log image in memory.
+    let value = Bytes::copy_from_slice(&data[value_start..body_start + body_len]);
     Some((
         Record {
             op,

@@ -215,10 +215,8 @@ fn commit(log: &mut Log, shared: &Shared, batch: &mut Vec<Request>) {
             return;
         }
         let mut state = shared.write();
-        if !events.is_empty() {
-            for event in &events {
-                state.mvcc.apply(event.clone());
-            }
+        for event in &events {
+            state.mvcc.apply(event.clone());
         }
         if let Some(revision) = compact_to {
             state.mvcc.compact(revision);

@@ -31,6 +31,18 @@ impl std::fmt::Debug for EtcdStore {
     }
 }
 
+/// Whether a gRPC status means the cluster could not be reached or the connection broke.
+fn is_unavailable(status: &tonic::Status) -> bool {
+    let broken_connection = status.code() == tonic::Code::Unknown
+        && (status.message().contains("h2 protocol error")
+            || status.message().contains("transport error"));
+    broken_connection
+        || matches!(
+            status.code(),
+            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
+        )
+}
+
 /// Maps an etcd client error onto the store's errors.
 pub(crate) fn map_err(e: etcd_client::Error) -> Error {
     use etcd_client::Error as E;
@@ -45,14 +57,7 @@ pub(crate) fn map_err(e: etcd_client::Error) -> Error {
                 }
             } else if msg.contains("future revision") {
                 Error::FutureRevision
-            } else if status.code() == tonic::Code::Unknown
-                && (msg.contains("h2 protocol error") || msg.contains("transport error"))
-            {
-                Error::Unavailable(format!("etcd: {msg}"))
-            } else if matches!(
-                status.code(),
-                tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
-            ) {
+            } else if is_unavailable(&status) {
                 Error::Unavailable(format!("etcd: {msg}"))
             } else {
                 Error::Other(format!("etcd: {:?}: {msg}", status.code()))

@@ -6,7 +6,6 @@ mod container;
 mod scheduling;
 mod update;
 
-pub(crate) use container::validate_resources;
 pub use update::POD_UPDATABLE_FIELDS;
 pub(crate) use update::{strip_nulls, validate_pod_spec_update};
 
@@ -16,14 +15,11 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 
-use crate::errors::{child, index, key, FieldError};
-use crate::meta::{validate_annotations, validate_label_selector, validate_labels};
-use crate::names::{
-    inclusive_range_error, is_config_map_key, is_dns1123_label, is_dns1123_subdomain, is_env_var_name,
-    is_qualified_name, is_valid_label_value, is_valid_port_name, is_valid_port_num,
-};
-use crate::quantity::{Quantity, QUANTITY_FORMAT_MSG};
-use crate::util::{arr, get, has, int, obj, s, sd};
+use crate::errors::{child, index, FieldError};
+use crate::meta::{validate_annotations, validate_labels};
+use crate::names::{inclusive_range_error, is_dns1123_label, is_dns1123_subdomain};
+use crate::quantity::Quantity;
+use crate::util::{arr, get, has, int, s, sd};
 
 type Errs = Vec<FieldError>;
 
@@ -61,7 +57,6 @@ const VOLUME_SOURCES: &[&str] = &[
     "ephemeral",
     "image",
 ];
-
 
 pub(super) fn nonneg(v: &Value, k: &str, path: &str, errs: &mut Errs) {
     if let Some(n) = int(v, k) {

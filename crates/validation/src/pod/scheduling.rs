@@ -1,18 +1,12 @@
 //! Scheduling constraints in a pod spec: tolerations, node/pod affinity and topology
 //! spread constraints.
 
-use std::collections::HashSet;
-
 use serde_json::Value;
 
-use crate::errors::{child, index, key, FieldError};
-use crate::meta::{validate_annotations, validate_label_selector, validate_labels};
-use crate::names::{
-    inclusive_range_error, is_config_map_key, is_dns1123_label, is_dns1123_subdomain, is_env_var_name,
-    is_qualified_name, is_valid_label_value, is_valid_port_name, is_valid_port_num,
-};
-use crate::quantity::{Quantity, QUANTITY_FORMAT_MSG};
-use crate::util::{arr, get, has, int, obj, s, sd};
+use crate::errors::{child, index, FieldError};
+use crate::meta::validate_label_selector;
+use crate::names::{is_qualified_name, is_valid_label_value};
+use crate::util::{arr, get, has, int, s, sd};
 
 type Errs = Vec<FieldError>;
 
