@@ -124,8 +124,13 @@ pub fn check_type(res: &Resource, obj: &mut Value) -> ApiResult<()> {
     Ok(())
 }
 
-/// Honour fieldValidation=Strict|Warn|Ignore for unknown fields.
+/// Type-check the object against its kind's schema (a body that does not decode is a 400, as
+/// in kube-apiserver), then honour fieldValidation=Strict|Warn|Ignore for unknown fields.
 pub fn check_fields(req: &Req, res: &Resource, obj: &Value) -> ApiResult<()> {
+    let types = capstan_validation::type_errors(res.group, res.version, res.kind, obj);
+    if !types.is_empty() {
+        return Err(ApiError::bad_request(capstan_validation::decode_error_message(res.kind, res.version, &types)));
+    }
     let mode = req.param("fieldValidation").unwrap_or("Warn");
     if mode.eq_ignore_ascii_case("Ignore") {
         return Ok(());
@@ -135,8 +140,7 @@ pub fn check_fields(req: &Req, res: &Resource, obj: &Value) -> ApiResult<()> {
         return Ok(());
     }
     if mode.eq_ignore_ascii_case("Strict") {
-        let list: Vec<String> = unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect();
-        return Err(ApiError::bad_request(format!("strict decoding error: {}", list.join(", "))));
+        return Err(ApiError::bad_request(capstan_validation::strict_decoding_message(&unknown)));
     }
     // Warn: kube-apiserver sends Warning headers; the write goes on.
     tracing::debug!(fields = ?unknown, "unknown fields ignored");
@@ -164,7 +168,7 @@ pub fn invalid(res: &Resource, name: &str, errs: &[capstan_validation::FieldErro
         res.kind,
         res.group,
         name,
-        capstan_validation::invalid_message(res.kind, name, errs),
+        capstan_validation::invalid_message(&capstan_validation::qualified_kind(res.group, res.kind), name, errs),
         causes,
     )
 }

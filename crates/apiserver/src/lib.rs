@@ -105,6 +105,22 @@ impl ApiServer {
                 gc.expire_events().await;
             }
         });
+        // Compact the store every 5 minutes to the revision seen at the previous tick, as
+        // kube-apiserver does for etcd (history older than that is no longer served).
+        let compactor = api.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(300));
+            let mut previous: Option<i64> = None;
+            loop {
+                tick.tick().await;
+                if let Some(rev) = previous {
+                    if let Err(e) = compactor.store.compact(rev).await {
+                        tracing::debug!(error = %e, revision = rev, "compaction");
+                    }
+                }
+                previous = compactor.store.current_revision().await.ok();
+            }
+        });
         Ok(api)
     }
 

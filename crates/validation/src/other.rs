@@ -1,6 +1,6 @@
 //! Validation for the smaller kinds: PodDisruptionBudget, PriorityClass,
-//! (v1, v2), Namespace, Node, Lease, EndpointSlice, Event (core and events.k8s.io),
-//! NetworkPolicy, Ingress and the Scale subresource.
+//! Namespace, Node, Lease, EndpointSlice, Event (core and events.k8s.io),
+//! NetworkPolicy, Ingress and the Scale and Binding subresources.
 
 use serde_json::Value;
 

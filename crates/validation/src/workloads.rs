@@ -435,6 +435,7 @@ pub(crate) fn validate_workload_update(kind: &str, new: &Value, old: &Value, err
         const MUTABLE: &[&str] = &[
             "replicas",
             "ordinals",
+            "revisionHistoryLimit",
             "template",
             "updateStrategy",
             "persistentVolumeClaimRetentionPolicy",
@@ -450,7 +451,7 @@ pub(crate) fn validate_workload_update(kind: &str, new: &Value, old: &Value, err
             v
         };
         if strip(ns) != strip(os) {
-            errs.push(FieldError::forbidden("spec", "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"));
+            errs.push(FieldError::forbidden("spec", "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"));
         }
     }
 }

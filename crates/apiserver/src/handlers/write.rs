@@ -279,6 +279,7 @@ where
         let desired = mutate(&old)?;
         let mut new = merge_for_subresource(res, sub, &old, desired);
         preserve_metadata(res, &old, &mut new);
+        capstan_validation::prepare_for_update(res, &mut new, &old);
         capstan_validation::normalize_secret(&mut new);
         capstan_validation::default_object(res, &mut new);
         admission::admit_update(api, res, &old, &mut new).await?;
@@ -308,23 +309,12 @@ where
             return Ok(new);
         }
         // An object being deleted whose last finalizer was just removed goes away now.
-        if meta::deletion_timestamp(&new).is_some() && meta::finalizers(&new).is_empty() {
-            match api.store.delete(&key, Some(old_rev)).await {
-                Ok((rev, _)) => {
-                    meta::meta_mut(&mut new).insert("resourceVersion".into(), json!(rev.to_string()));
-                    return Ok(new);
-                }
-                Err(capstan_store::Error::Conflict { .. }) if precondition.is_none() => continue,
-                Err(capstan_store::Error::Conflict { .. }) => {
-                    return Err(ApiError::modified(req.rr.resource.group, req.rr.resource.plural, &name))
-                }
-                Err(capstan_store::Error::NotFound) => {
-                    return Err(ApiError::not_found(req.rr.resource.group, req.rr.resource.plural, &name))
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        match api.store.update(&key, codec::encode_stored(&new), old_rev).await {
+        let written = if meta::deletion_timestamp(&new).is_some() && meta::finalizers(&new).is_empty() {
+            api.store.delete(&key, Some(old_rev)).await.map(|(rev, _)| rev)
+        } else {
+            api.store.update(&key, codec::encode_stored(&new), old_rev).await
+        };
+        match written {
             Ok(rev) => {
                 meta::meta_mut(&mut new).insert("resourceVersion".into(), json!(rev.to_string()));
                 return Ok(new);
@@ -344,35 +334,12 @@ where
 
 /// For the main resource, keep the stored status; for /status, take only the status; for
 /// namespaces/finalize, take only spec.finalizers.
-fn merge_for_subresource(res: &Resource, sub: Option<&str>, old: &Value, mut desired: Value) -> Value {
+fn merge_for_subresource(res: &Resource, sub: Option<&str>, old: &Value, desired: Value) -> Value {
     match sub {
-        None => {
-            if has_status(res) {
-                match old.get("status") {
-                    Some(s) => desired["status"] = s.clone(),
-                    None => {
-                        if let Some(o) = desired.as_object_mut() {
-                            o.remove("status");
-                        }
-                    }
-                }
-            }
-            desired
-        }
-        Some("status") => {
-            let mut new = old.clone();
-            match desired.get("status") {
-                Some(s) => new["status"] = s.clone(),
-                None => {
-                    if let Some(o) = new.as_object_mut() {
-                        o.remove("status");
-                    }
-                }
-            }
-            // Status writers may also change labels and annotations? kube-apiserver ignores metadata
-            // changes on status updates except for a few kinds; keep them unchanged here.
-            new
-        }
+        None if has_status(res) => with_status_of(desired, old),
+        None => desired,
+        // kube-apiserver ignores metadata and spec changes on status writes.
+        Some("status") => with_status_of(old.clone(), &desired),
         Some("finalize") => {
             let mut new = old.clone();
             new["spec"]["finalizers"] = desired.pointer("/spec/finalizers").cloned().unwrap_or(json!([]));
@@ -380,6 +347,19 @@ fn merge_for_subresource(res: &Resource, sub: Option<&str>, old: &Value, mut des
         }
         Some(_) => desired,
     }
+}
+
+/// `base` with the status of `from` (absent if `from` has none).
+fn with_status_of(mut base: Value, from: &Value) -> Value {
+    match from.get("status") {
+        Some(s) => base["status"] = s.clone(),
+        None => {
+            if let Some(o) = base.as_object_mut() {
+                o.remove("status");
+            }
+        }
+    }
+    base
 }
 
 /// Metadata set by the server that updates may not change.
