@@ -9,7 +9,8 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 
 /// Namespaces that always exist and can't be deleted.
-pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+pub const SYSTEM_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
 
 pub async fn admit_create(api: &Arc<ApiServer>, res: &Resource, obj: &mut Value) -> ApiResult<()> {
     if res.namespaced {
@@ -34,11 +35,19 @@ pub async fn admit_create(api: &Arc<ApiServer>, res: &Resource, obj: &mut Value)
     Ok(())
 }
 
-pub async fn admit_update(api: &Arc<ApiServer>, res: &Resource, old: &Value, new: &mut Value) -> ApiResult<()> {
+pub async fn admit_update(
+    api: &Arc<ApiServer>,
+    res: &Resource,
+    old: &Value,
+    new: &mut Value,
+) -> ApiResult<()> {
     match res.kind {
         "Service" => api.allocator.keep_on_update(api, old, new).await?,
         "Namespace" if new.pointer("/status/phase").is_none() => {
-            new["status"]["phase"] = old.pointer("/status/phase").cloned().unwrap_or(json!("Active"));
+            new["status"]["phase"] = old
+                .pointer("/status/phase")
+                .cloned()
+                .unwrap_or(json!("Active"));
         }
         "Pod" => {
             // Priority is resolved once, at creation.
@@ -69,16 +78,26 @@ async fn namespace_lifecycle(api: &Arc<ApiServer>, ns: &str) -> ApiResult<()> {
 async fn priority_classes(api: &Arc<ApiServer>) -> ApiResult<Vec<Value>> {
     let pc = resources::find("scheduling.k8s.io", "v1", "priorityclasses").expect("registered");
     let list = api.store.list(&pc.prefix(None), None, None, 0).await?;
-    Ok(list.kvs.iter().filter_map(|kv| serde_json::from_slice(&kv.value).ok()).collect())
+    Ok(list
+        .kvs
+        .iter()
+        .filter_map(|kv| serde_json::from_slice(&kv.value).ok())
+        .collect())
 }
 
 /// Priority admission: priorityClassName → spec.priority (and preemptionPolicy); the
 /// globalDefault class for pods that name none; unknown names are refused.
 async fn pod_priority(api: &Arc<ApiServer>, pod: &mut Value) -> ApiResult<()> {
-    let name = pod.pointer("/spec/priorityClassName").and_then(Value::as_str).unwrap_or("").to_string();
+    let name = pod
+        .pointer("/spec/priorityClassName")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     let classes = priority_classes(api).await?;
     let class = if name.is_empty() {
-        classes.iter().find(|c| c.get("globalDefault").and_then(Value::as_bool) == Some(true))
+        classes
+            .iter()
+            .find(|c| c.get("globalDefault").and_then(Value::as_bool) == Some(true))
     } else {
         match classes.iter().find(|c| meta::name(c) == name) {
             Some(c) => Some(c),
@@ -93,7 +112,10 @@ async fn pod_priority(api: &Arc<ApiServer>, pod: &mut Value) -> ApiResult<()> {
     let (value, policy, cname) = match class {
         Some(c) => (
             c.get("value").and_then(Value::as_i64).unwrap_or(0),
-            c.get("preemptionPolicy").and_then(Value::as_str).unwrap_or("PreemptLowerPriority").to_string(),
+            c.get("preemptionPolicy")
+                .and_then(Value::as_str)
+                .unwrap_or("PreemptLowerPriority")
+                .to_string(),
             meta::name(c).to_string(),
         ),
         None => (0, "PreemptLowerPriority".to_string(), String::new()),
@@ -120,7 +142,10 @@ async fn pod_priority(api: &Arc<ApiServer>, pod: &mut Value) -> ApiResult<()> {
 fn display_name(obj: &Value) -> String {
     let n = meta::name(obj);
     if n.is_empty() {
-        obj.pointer("/metadata/generateName").and_then(Value::as_str).unwrap_or("").to_string()
+        obj.pointer("/metadata/generateName")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
     } else {
         n.to_string()
     }
@@ -132,10 +157,10 @@ async fn priority_class_global_default(api: &Arc<ApiServer>, pc: &Value) -> ApiR
         return Ok(());
     }
     let classes = priority_classes(api).await?;
-    if let Some(other) = classes
-        .iter()
-        .find(|c| c.get("globalDefault").and_then(Value::as_bool) == Some(true) && meta::name(c) != meta::name(pc))
-    {
+    if let Some(other) = classes.iter().find(|c| {
+        c.get("globalDefault").and_then(Value::as_bool) == Some(true)
+            && meta::name(c) != meta::name(pc)
+    }) {
         return Err(ApiError::invalid("PriorityClass", "scheduling.k8s.io", meta::name(pc), format!(
             "PriorityClass.scheduling.k8s.io \"{}\" is invalid: globalDefault: Invalid value: true: globalDefault can be set only on one priority class. Priority class {} is already set as global default",
             meta::name(pc), meta::name(other)
@@ -151,7 +176,11 @@ fn pod_service_account(pod: &mut Value) {
         .get("serviceAccountName")
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
-        .or_else(|| spec.get("serviceAccount").and_then(Value::as_str).filter(|s| !s.is_empty()))
+        .or_else(|| {
+            spec.get("serviceAccount")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+        })
         .unwrap_or("default")
         .to_string();
     spec["serviceAccountName"] = json!(sa);
@@ -161,13 +190,21 @@ fn pod_service_account(pod: &mut Value) {
 /// DefaultTolerationSeconds: tolerate not-ready/unreachable NoExecute taints for 300 s.
 fn default_tolerations(pod: &mut Value) {
     let spec = &mut pod["spec"];
-    let mut tols = spec.get("tolerations").and_then(Value::as_array).cloned().unwrap_or_default();
-    for key in ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"] {
+    let mut tols = spec
+        .get("tolerations")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for key in [
+        "node.kubernetes.io/not-ready",
+        "node.kubernetes.io/unreachable",
+    ] {
         let has = tols.iter().any(|t| {
             let k = t.get("key").and_then(Value::as_str);
             let e = t.get("effect").and_then(Value::as_str).unwrap_or("");
             let op = t.get("operator").and_then(Value::as_str).unwrap_or("Equal");
-            (k == Some(key) || (k.is_none() && op == "Exists")) && (e.is_empty() || e == "NoExecute")
+            (k == Some(key) || (k.is_none() && op == "Exists"))
+                && (e.is_empty() || e == "NoExecute")
         });
         if !has {
             tols.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}));
@@ -196,7 +233,12 @@ pub fn qos_class(pod: &Value) -> &'static str {
         let req = c.pointer("/resources/requests").and_then(Value::as_object);
         let lim = c.pointer("/resources/limits").and_then(Value::as_object);
         let relevant = |m: Option<&serde_json::Map<String, Value>>| {
-            m.map(|m| m.iter().filter(|(k, _)| *k == "cpu" || *k == "memory").count()).unwrap_or(0)
+            m.map(|m| {
+                m.iter()
+                    .filter(|(k, _)| *k == "cpu" || *k == "memory")
+                    .count()
+            })
+            .unwrap_or(0)
         };
         if relevant(req) > 0 || relevant(lim) > 0 {
             any = true;
@@ -227,7 +269,13 @@ pub async fn after_create(api: &Arc<ApiServer>, res: &Resource, obj: &Value) {
         let sa = resources::find("", "v1", "serviceaccounts").expect("registered");
         let body = json!({"kind":"ServiceAccount","apiVersion":"v1","metadata":{
             "name":"default","namespace": ns,"uid": uuid::Uuid::new_v4().to_string(),"creationTimestamp": meta::now()}});
-        let _ = api.store.create(&sa.key(Some(&ns), "default"), crate::codec::encode_stored(&body)).await;
+        let _ = api
+            .store
+            .create(
+                &sa.key(Some(&ns), "default"),
+                crate::codec::encode_stored(&body),
+            )
+            .await;
     }
 }
 
@@ -242,23 +290,37 @@ pub async fn check_eviction(api: &Arc<ApiServer>, ns: &str, pod_name: &str) -> A
     let empty = serde_json::Map::new();
     let labels = meta::labels(&pod).unwrap_or(&empty);
     let pdbs = resources::find("policy", "v1", "poddisruptionbudgets").expect("registered");
-    let list = api.store.list(&pdbs.prefix(Some(ns)), None, None, 0).await?;
+    let list = api
+        .store
+        .list(&pdbs.prefix(Some(ns)), None, None, 0)
+        .await?;
     for kv in list.kvs {
         let pdb: Value = serde_json::from_slice(&kv.value).unwrap_or(Value::Null);
-        let Some(sel) = pdb.pointer("/spec/selector") else { continue };
-        let Ok(sel) = capstan_printers::selectors::LabelSelector::from_json(sel) else { continue };
+        let Some(sel) = pdb.pointer("/spec/selector") else {
+            continue;
+        };
+        let Ok(sel) = capstan_printers::selectors::LabelSelector::from_json(sel) else {
+            continue;
+        };
         if sel.is_empty() || !sel.matches(labels) {
             continue;
         }
-        let allowed = pdb.pointer("/status/disruptionsAllowed").and_then(Value::as_i64).unwrap_or(0);
+        let allowed = pdb
+            .pointer("/status/disruptionsAllowed")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
         if allowed <= 0 {
-            let mut e = ApiError::too_many_requests("Cannot evict pod as it would violate the pod's disruption budget.");
-            e.details = Some(json!({"causes": [{"reason": "DisruptionBudget", "message": format!(
-                "The disruption budget {} needs {} healthy pods and has {} currently",
-                meta::name(&pdb),
-                pdb.pointer("/status/desiredHealthy").and_then(Value::as_i64).unwrap_or(0),
-                pdb.pointer("/status/currentHealthy").and_then(Value::as_i64).unwrap_or(0)
-            )}]}));
+            let mut e = ApiError::too_many_requests(
+                "Cannot evict pod as it would violate the pod's disruption budget.",
+            );
+            e.details = Some(
+                json!({"causes": [{"reason": "DisruptionBudget", "message": format!(
+                    "The disruption budget {} needs {} healthy pods and has {} currently",
+                    meta::name(&pdb),
+                    pdb.pointer("/status/desiredHealthy").and_then(Value::as_i64).unwrap_or(0),
+                    pdb.pointer("/status/currentHealthy").and_then(Value::as_i64).unwrap_or(0)
+                )}]}),
+            );
             return Err(e);
         }
     }

@@ -19,14 +19,23 @@ pub struct Cidr {
 
 impl Cidr {
     pub fn parse(s: &str) -> Result<Cidr, String> {
-        let (ip, len) = s.split_once('/').ok_or_else(|| format!("invalid CIDR {s:?}"))?;
+        let (ip, len) = s
+            .split_once('/')
+            .ok_or_else(|| format!("invalid CIDR {s:?}"))?;
         let ip: Ipv4Addr = ip.parse().map_err(|_| format!("invalid CIDR {s:?}"))?;
         let prefix: u8 = len.parse().map_err(|_| format!("invalid CIDR {s:?}"))?;
         if prefix > 30 {
             return Err(format!("CIDR {s:?} is too small"));
         }
-        let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
-        Ok(Cidr { base: u32::from(ip) & mask, prefix })
+        let mask = if prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - prefix)
+        };
+        Ok(Cidr {
+            base: u32::from(ip) & mask,
+            prefix,
+        })
     }
 
     pub fn size(&self) -> u32 {
@@ -34,7 +43,11 @@ impl Cidr {
     }
 
     pub fn contains(&self, ip: Ipv4Addr) -> bool {
-        let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - self.prefix) };
+        let mask = if self.prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - self.prefix)
+        };
         u32::from(ip) & mask == self.base
     }
 
@@ -63,13 +76,19 @@ fn invalid(svc: &Value, field: &str, value: Value, why: &str) -> ApiError {
         "",
         name,
         format!("Service \"{name}\" is invalid: {field}: Invalid value: {value}: {why}"),
-        vec![json!({"reason": "FieldValueInvalid", "message": format!("Invalid value: {value}: {why}"), "field": field})],
+        vec![
+            json!({"reason": "FieldValueInvalid", "message": format!("Invalid value: {value}: {why}"), "field": field}),
+        ],
     )
 }
 
 impl Allocator {
     pub fn new(service_cidr: Cidr, node_ports: (u16, u16)) -> Allocator {
-        Allocator { service_cidr, node_ports, lock: tokio::sync::Mutex::new(()) }
+        Allocator {
+            service_cidr,
+            node_ports,
+            lock: tokio::sync::Mutex::new(()),
+        }
     }
 
     async fn used(&self, api: &Arc<ApiServer>) -> ApiResult<(HashSet<Ipv4Addr>, HashSet<u16>)> {
@@ -79,10 +98,19 @@ impl Allocator {
         let mut ports = HashSet::new();
         for kv in list.kvs {
             let v: Value = serde_json::from_slice(&kv.value).unwrap_or(Value::Null);
-            if let Some(ip) = v.pointer("/spec/clusterIP").and_then(Value::as_str).and_then(|s| s.parse().ok()) {
+            if let Some(ip) = v
+                .pointer("/spec/clusterIP")
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse().ok())
+            {
                 ips.insert(ip);
             }
-            for p in v.pointer("/spec/ports").and_then(Value::as_array).into_iter().flatten() {
+            for p in v
+                .pointer("/spec/ports")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 if let Some(n) = p.get("nodePort").and_then(Value::as_u64) {
                     ports.insert(n as u16);
                 }
@@ -100,10 +128,20 @@ impl Allocator {
 
     /// Keep the allocated IP on update (clusterIP is immutable) and allocate node ports when the
     /// type changes to NodePort/LoadBalancer.
-    pub async fn keep_on_update(&self, api: &Arc<ApiServer>, old: &Value, new: &mut Value) -> ApiResult<()> {
+    pub async fn keep_on_update(
+        &self,
+        api: &Arc<ApiServer>,
+        old: &Value,
+        new: &mut Value,
+    ) -> ApiResult<()> {
         let _g = self.lock.lock().await;
         let (ips, mut ports) = self.used(api).await?;
-        for p in old.pointer("/spec/ports").and_then(Value::as_array).into_iter().flatten() {
+        for p in old
+            .pointer("/spec/ports")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if let Some(n) = p.get("nodePort").and_then(Value::as_u64) {
                 ports.remove(&(n as u16));
             }
@@ -111,8 +149,18 @@ impl Allocator {
         self.assign(new, &ips, &ports, Some(old))
     }
 
-    fn assign(&self, svc: &mut Value, ips: &HashSet<Ipv4Addr>, ports: &HashSet<u16>, old: Option<&Value>) -> ApiResult<()> {
-        let ty = svc.pointer("/spec/type").and_then(Value::as_str).unwrap_or("ClusterIP").to_string();
+    fn assign(
+        &self,
+        svc: &mut Value,
+        ips: &HashSet<Ipv4Addr>,
+        ports: &HashSet<u16>,
+        old: Option<&Value>,
+    ) -> ApiResult<()> {
+        let ty = svc
+            .pointer("/spec/type")
+            .and_then(Value::as_str)
+            .unwrap_or("ClusterIP")
+            .to_string();
         if ty == "ExternalName" {
             if let Some(spec) = svc.get_mut("spec").and_then(Value::as_object_mut) {
                 spec.remove("clusterIP");
@@ -120,23 +168,40 @@ impl Allocator {
             }
             return Ok(());
         }
-        let old_ip = old.and_then(|o| o.pointer("/spec/clusterIP")).and_then(Value::as_str).map(str::to_string);
+        let old_ip = old
+            .and_then(|o| o.pointer("/spec/clusterIP"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
         let requested = svc
             .pointer("/spec/clusterIP")
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
             .map(str::to_string)
-            .or_else(|| svc.pointer("/spec/clusterIPs/0").and_then(Value::as_str).map(str::to_string));
+            .or_else(|| {
+                svc.pointer("/spec/clusterIPs/0")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            });
         let ip = match (requested, old_ip) {
             (Some(r), Some(o)) if r == o => r,
             (None, Some(o)) => o,
             (Some(r), Some(o)) => {
-                return Err(invalid(svc, "spec.clusterIPs[0]", json!(r), &format!("may not change once set (was {o})")));
+                return Err(invalid(
+                    svc,
+                    "spec.clusterIPs[0]",
+                    json!(r),
+                    &format!("may not change once set (was {o})"),
+                ));
             }
             (Some(r), None) if r == "None" => r,
             (Some(r), None) => {
                 let Ok(addr) = r.parse::<Ipv4Addr>() else {
-                    return Err(invalid(svc, "spec.clusterIPs", json!([r]), "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"));
+                    return Err(invalid(
+                        svc,
+                        "spec.clusterIPs",
+                        json!([r]),
+                        "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+                    ));
                 };
                 if !self.service_cidr.contains(addr) {
                     return Err(invalid(svc, "spec.clusterIPs", json!([r]), &format!(
@@ -145,7 +210,12 @@ impl Allocator {
                     )));
                 }
                 if ips.contains(&addr) {
-                    return Err(invalid(svc, "spec.clusterIPs", json!([r]), &format!("failed to allocate IP {r}: provided IP is already allocated")));
+                    return Err(invalid(
+                        svc,
+                        "spec.clusterIPs",
+                        json!([r]),
+                        &format!("failed to allocate IP {r}: provided IP is already allocated"),
+                    ));
                 }
                 r
             }
@@ -178,7 +248,11 @@ impl Allocator {
         }
         let wants_node_ports = ty == "NodePort" || ty == "LoadBalancer";
         let mut taken: HashSet<u16> = ports.clone();
-        let n = svc.pointer("/spec/ports").and_then(Value::as_array).map(Vec::len).unwrap_or(0);
+        let n = svc
+            .pointer("/spec/ports")
+            .and_then(Value::as_array)
+            .map(Vec::len)
+            .unwrap_or(0);
         for i in 0..n {
             let p = &mut svc["spec"]["ports"][i];
             if !wants_node_ports {
@@ -203,7 +277,12 @@ impl Allocator {
                     }
                     if taken.contains(&np16) && !kept {
                         let field = format!("spec.ports[{i}].nodePort");
-                        return Err(invalid(&svc.clone(), &field, json!(np), "provided port is already allocated"));
+                        return Err(invalid(
+                            &svc.clone(),
+                            &field,
+                            json!(np),
+                            "provided port is already allocated",
+                        ));
                     }
                     taken.insert(np16);
                 }
@@ -211,8 +290,13 @@ impl Allocator {
                     let (lo, hi) = self.node_ports;
                     let span = (hi - lo + 1) as u32;
                     let start = rand::random::<u32>() % span;
-                    let Some(port) = (0..span).map(|k| lo + ((start + k) % span) as u16).find(|p| !taken.contains(p)) else {
-                        return Err(ApiError::internal("failed to allocate a nodePort: range is full"));
+                    let Some(port) = (0..span)
+                        .map(|k| lo + ((start + k) % span) as u16)
+                        .find(|p| !taken.contains(p))
+                    else {
+                        return Err(ApiError::internal(
+                            "failed to allocate a nodePort: range is full",
+                        ));
                     };
                     taken.insert(port);
                     svc["spec"]["ports"][i]["nodePort"] = json!(port);
@@ -235,6 +319,9 @@ mod tests {
         assert!(c.contains("10.43.255.1".parse().unwrap()));
         assert!(!c.contains("10.44.0.1".parse().unwrap()));
         assert!(Cidr::parse("nope").is_err());
-        assert_eq!(Cidr::parse("10.42.7.9/24").unwrap().to_string(), "10.42.7.0/24");
+        assert_eq!(
+            Cidr::parse("10.42.7.9/24").unwrap().to_string(),
+            "10.42.7.0/24"
+        );
     }
 }

@@ -22,7 +22,12 @@ impl User {
 pub fn user_from_cert(der: &[u8]) -> Option<User> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
     let subject = cert.subject();
-    let name = subject.iter_common_name().next()?.as_str().ok()?.to_string();
+    let name = subject
+        .iter_common_name()
+        .next()?
+        .as_str()
+        .ok()?
+        .to_string();
     let groups = subject
         .iter_organization()
         .filter_map(|o| o.as_str().ok().map(str::to_string))
@@ -34,13 +39,19 @@ pub fn user_from_cert(der: &[u8]) -> Option<User> {
 pub fn user_from_bearer(api: &Arc<ApiServer>, headers: &http::HeaderMap) -> Option<User> {
     let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
     let token = value.strip_prefix("Bearer ")?.trim();
-    api.config.tokens.iter().find(|(t, _)| t == token).map(|(_, u)| u.clone())
+    api.config
+        .tokens
+        .iter()
+        .find(|(t, _)| t == token)
+        .map(|(_, u)| u.clone())
 }
 
 /// Paths anyone may read, as kube-apiserver's system:public-info-viewer allows.
 pub fn is_public(path: &str) -> bool {
-    matches!(path, "/livez" | "/readyz" | "/healthz" | "/version" | "/version/")
-        || path.starts_with("/livez/")
+    matches!(
+        path,
+        "/livez" | "/readyz" | "/healthz" | "/version" | "/version/"
+    ) || path.starts_with("/livez/")
         || path.starts_with("/readyz/")
         || path.starts_with("/healthz/")
 }

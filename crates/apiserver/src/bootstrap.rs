@@ -7,7 +7,13 @@ use capstan_api::resources;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-async fn ensure_object(api: &Arc<ApiServer>, plural: &str, group: &str, version: &str, obj: Value) -> anyhow::Result<()> {
+async fn ensure_object(
+    api: &Arc<ApiServer>,
+    plural: &str,
+    group: &str,
+    version: &str,
+    obj: Value,
+) -> anyhow::Result<()> {
     let res = resources::find(group, version, plural).expect("registered");
     let key = res.key(meta::namespace(&obj), meta::name(&obj));
     if api.store.get(&key).await?.is_some() {
@@ -25,30 +31,51 @@ async fn ensure_object(api: &Arc<ApiServer>, plural: &str, group: &str, version:
 
 pub async fn ensure(api: &Arc<ApiServer>) -> anyhow::Result<()> {
     for ns in crate::admission::SYSTEM_NAMESPACES {
-        ensure_object(api, "namespaces", "", "v1", json!({
-            "kind": "Namespace", "apiVersion": "v1",
-            "metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}},
-            "spec": {"finalizers": ["kubernetes"]},
-            "status": {"phase": "Active"}
-        })).await?;
-        ensure_object(api, "serviceaccounts", "", "v1", json!({
-            "kind": "ServiceAccount", "apiVersion": "v1",
-            "metadata": {"name": "default", "namespace": ns}
-        })).await?;
+        ensure_object(
+            api,
+            "namespaces",
+            "",
+            "v1",
+            json!({
+                "kind": "Namespace", "apiVersion": "v1",
+                "metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}},
+                "spec": {"finalizers": ["kubernetes"]},
+                "status": {"phase": "Active"}
+            }),
+        )
+        .await?;
+        ensure_object(
+            api,
+            "serviceaccounts",
+            "",
+            "v1",
+            json!({
+                "kind": "ServiceAccount", "apiVersion": "v1",
+                "metadata": {"name": "default", "namespace": ns}
+            }),
+        )
+        .await?;
     }
     let ip = api.config.service_cidr.nth(1).to_string();
-    ensure_object(api, "services", "", "v1", json!({
-        "kind": "Service", "apiVersion": "v1",
-        "metadata": {"name": "kubernetes", "namespace": "default",
-            "labels": {"component": "apiserver", "provider": "kubernetes"}},
-        "spec": {
-            "type": "ClusterIP", "clusterIP": ip, "clusterIPs": [ip],
-            "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}],
-            "sessionAffinity": "None", "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack",
-            "internalTrafficPolicy": "Cluster"
-        },
-        "status": {"loadBalancer": {}}
-    })).await?;
+    ensure_object(
+        api,
+        "services",
+        "",
+        "v1",
+        json!({
+            "kind": "Service", "apiVersion": "v1",
+            "metadata": {"name": "kubernetes", "namespace": "default",
+                "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {
+                "type": "ClusterIP", "clusterIP": ip, "clusterIPs": [ip],
+                "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}],
+                "sessionAffinity": "None", "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack",
+                "internalTrafficPolicy": "Cluster"
+            },
+            "status": {"loadBalancer": {}}
+        }),
+    )
+    .await?;
     for (name, value, desc) in [
         ("system-node-critical", 2000001000, "Used for system critical pods that must not be moved from their current node."),
         ("system-cluster-critical", 2000000000, "Used for system critical pods that must run in the cluster, but can be moved to another node if necessary."),

@@ -41,8 +41,9 @@ fn json_type(v: &Value) -> &'static str {
 }
 
 pub fn parse_json(body: &[u8]) -> ApiResult<Value> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}")))
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
+    })
 }
 
 pub fn parse_yaml(body: &[u8]) -> ApiResult<Value> {
@@ -92,8 +93,16 @@ pub fn decode_patch(req: &Req, ct: &str) -> ApiResult<Value> {
 
 /// Check (and fill, when absent) apiVersion and kind against the endpoint.
 pub fn check_type(res: &Resource, obj: &mut Value) -> ApiResult<()> {
-    let av = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("").to_string();
-    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("").to_string();
+    let av = obj
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let kind = obj
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     let want_av = res.api_version();
     // A body at another served version of the same resource is converted (e.g. an
     // autoscaling/v1 HPA PUT to the v2 endpoint is rejected by kube; we stay strict).
@@ -129,7 +138,9 @@ pub fn check_type(res: &Resource, obj: &mut Value) -> ApiResult<()> {
 pub fn check_fields(req: &Req, res: &Resource, obj: &Value) -> ApiResult<()> {
     let types = capstan_validation::type_errors(res.group, res.version, res.kind, obj);
     if !types.is_empty() {
-        return Err(ApiError::bad_request(capstan_validation::decode_error_message(res.kind, res.version, &types)));
+        return Err(ApiError::bad_request(
+            capstan_validation::decode_error_message(res.kind, res.version, &types),
+        ));
     }
     let mode = req.param("fieldValidation").unwrap_or("Warn");
     if mode.eq_ignore_ascii_case("Ignore") {
@@ -140,7 +151,9 @@ pub fn check_fields(req: &Req, res: &Resource, obj: &Value) -> ApiResult<()> {
         return Ok(());
     }
     if mode.eq_ignore_ascii_case("Strict") {
-        return Err(ApiError::bad_request(capstan_validation::strict_decoding_message(&unknown)));
+        return Err(ApiError::bad_request(
+            capstan_validation::strict_decoding_message(&unknown),
+        ));
     }
     // Warn: kube-apiserver sends Warning headers; the write goes on.
     tracing::debug!(fields = ?unknown, "unknown fields ignored");
@@ -168,17 +181,17 @@ pub fn invalid(res: &Resource, name: &str, errs: &[capstan_validation::FieldErro
         res.kind,
         res.group,
         name,
-        capstan_validation::invalid_message(&capstan_validation::qualified_kind(res.group, res.kind), name, errs),
+        capstan_validation::invalid_message(
+            &capstan_validation::qualified_kind(res.group, res.kind),
+            name,
+            errs,
+        ),
         causes,
     )
 }
 
 /// Decode a Kubernetes protobuf body (`k8s\0` envelope) into its JSON form.
 pub fn decode_protobuf(body: &[u8]) -> ApiResult<Value> {
-    WIRE_SHIM(body).map_err(|e| ApiError::bad_request(format!("unable to decode protobuf body: {e}")))
-}
-
-#[allow(non_snake_case)]
-fn WIRE_SHIM(_b: &[u8]) -> Result<Value, String> {
-    Err("protobuf decoding not wired yet".into())
+    capstan_wire::decode(body)
+        .map_err(|e| ApiError::bad_request(format!("unable to decode protobuf body: {e}")))
 }

@@ -44,7 +44,8 @@ fn hpa_v2_to_v1(mut obj: Value) -> Value {
         if let Some(Value::Array(ms)) = metrics {
             for m in ms {
                 if m.pointer("/resource/name").and_then(Value::as_str) == Some("cpu")
-                    && m.pointer("/resource/target/type").and_then(Value::as_str) == Some("Utilization")
+                    && m.pointer("/resource/target/type").and_then(Value::as_str)
+                        == Some("Utilization")
                 {
                     if let Some(u) = m.pointer("/resource/target/averageUtilization") {
                         spec.insert("targetCPUUtilizationPercentage".into(), u.clone());
@@ -144,7 +145,11 @@ fn event_events_to_core(mut obj: Value) -> Value {
             }
         }
         if !o.contains_key("count") {
-            let c = o.get("series").and_then(|s| s.get("count")).cloned().unwrap_or(json!(1));
+            let c = o
+                .get("series")
+                .and_then(|s| s.get("count"))
+                .cloned()
+                .unwrap_or(json!(1));
             o.insert("count".into(), c);
         }
     }
@@ -163,7 +168,10 @@ mod tests {
             "spec":{"scaleTargetRef":{"kind":"Deployment","name":"web","apiVersion":"apps/v1"},"minReplicas":1,"maxReplicas":5,"targetCPUUtilizationPercentage":50}});
         let stored = to_storage(v1, obj.clone());
         assert_eq!(stored["apiVersion"], "autoscaling/v2");
-        assert_eq!(stored.pointer("/spec/metrics/0/resource/target/averageUtilization"), Some(&json!(50)));
+        assert_eq!(
+            stored.pointer("/spec/metrics/0/resource/target/averageUtilization"),
+            Some(&json!(50))
+        );
         assert_eq!(from_storage(v1, stored), obj);
     }
 

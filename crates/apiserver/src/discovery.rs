@@ -10,7 +10,10 @@ const AGGREGATED: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGrou
 
 /// Which aggregated discovery version the client accepts, if any ("v2" preferred over "v2beta1").
 fn wants_aggregated(parts: &http::request::Parts) -> Option<&'static str> {
-    let accept = parts.headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok())?;
+    let accept = parts
+        .headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())?;
     let mut best = None;
     for m in accept.split(',') {
         let m = m.replace(' ', "");
@@ -28,33 +31,47 @@ fn wants_aggregated(parts: &http::request::Parts) -> Option<&'static str> {
 }
 
 fn accept(parts: &http::request::Parts) -> &str {
-    parts.headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("")
+    parts
+        .headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
 }
 
 /// Answer a discovery or OpenAPI path; None for anything else.
-pub fn serve(parts: &http::request::Parts, path: &str, _query: &[(String, String)]) -> Option<Response<Body>> {
-    let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+pub fn serve(
+    parts: &http::request::Parts,
+    path: &str,
+    _query: &[(String, String)],
+) -> Option<Response<Body>> {
+    let segs: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
     let resp = match segs.as_slice() {
-        ["api"] => {
-            match wants_aggregated(parts) {
-                Some("v2") => aggregated(capstan_openapi::aggregated_discovery(true), AGGREGATED),
-                Some(_) => aggregated(
-                    capstan_openapi::aggregated_discovery_v2beta1(true, capstan_openapi::Options::default()),
-                    capstan_openapi::AGGREGATED_V2BETA1_CONTENT_TYPE,
+        ["api"] => match wants_aggregated(parts) {
+            Some("v2") => aggregated(capstan_openapi::aggregated_discovery(true), AGGREGATED),
+            Some(_) => aggregated(
+                capstan_openapi::aggregated_discovery_v2beta1(
+                    true,
+                    capstan_openapi::Options::default(),
                 ),
-                None => json_response(StatusCode::OK, &capstan_openapi::core_versions()),
-            }
-        }
-        ["apis"] => {
-            match wants_aggregated(parts) {
-                Some("v2") => aggregated(capstan_openapi::aggregated_discovery(false), AGGREGATED),
-                Some(_) => aggregated(
-                    capstan_openapi::aggregated_discovery_v2beta1(false, capstan_openapi::Options::default()),
-                    capstan_openapi::AGGREGATED_V2BETA1_CONTENT_TYPE,
+                capstan_openapi::AGGREGATED_V2BETA1_CONTENT_TYPE,
+            ),
+            None => json_response(StatusCode::OK, &capstan_openapi::core_versions()),
+        },
+        ["apis"] => match wants_aggregated(parts) {
+            Some("v2") => aggregated(capstan_openapi::aggregated_discovery(false), AGGREGATED),
+            Some(_) => aggregated(
+                capstan_openapi::aggregated_discovery_v2beta1(
+                    false,
+                    capstan_openapi::Options::default(),
                 ),
-                None => json_response(StatusCode::OK, &capstan_openapi::api_group_list()),
-            }
-        }
+                capstan_openapi::AGGREGATED_V2BETA1_CONTENT_TYPE,
+            ),
+            None => json_response(StatusCode::OK, &capstan_openapi::api_group_list()),
+        },
         ["api", v] => match capstan_openapi::api_resource_list("", v) {
             Some(l) => json_response(StatusCode::OK, &l),
             None => crate::router::not_found(),
@@ -72,8 +89,12 @@ pub fn serve(parts: &http::request::Parts, path: &str, _query: &[(String, String
             let gv = rest.join("/");
             match capstan_openapi::openapi_v3_group_version_bytes(&gv) {
                 Some((bytes, _hash)) => {
-                    let mut r = respond::with_content_type(StatusCode::OK, "application/json", bytes);
-                    r.headers_mut().insert("cache-control", http::HeaderValue::from_static("public, immutable"));
+                    let mut r =
+                        respond::with_content_type(StatusCode::OK, "application/json", bytes);
+                    r.headers_mut().insert(
+                        "cache-control",
+                        http::HeaderValue::from_static("public, immutable"),
+                    );
                     r
                 }
                 None => crate::router::not_found(),
@@ -90,7 +111,11 @@ pub fn serve(parts: &http::request::Parts, path: &str, _query: &[(String, String
 
 fn aggregated(v: serde_json::Value, content_type: &'static str) -> Response<Body> {
     let mut r = json_response(StatusCode::OK, &v);
-    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
-    r.headers_mut().insert("vary", http::HeaderValue::from_static("Accept"));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(content_type),
+    );
+    r.headers_mut()
+        .insert("vary", http::HeaderValue::from_static("Accept"));
     r
 }

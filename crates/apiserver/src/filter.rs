@@ -17,18 +17,23 @@ impl Filter {
         Self::parse(kind, req.param("labelSelector"), req.param("fieldSelector"))
     }
 
-    pub fn parse(kind: &'static str, label: Option<&str>, field: Option<&str>) -> ApiResult<Filter> {
+    pub fn parse(
+        kind: &'static str,
+        label: Option<&str>,
+        field: Option<&str>,
+    ) -> ApiResult<Filter> {
         let label = match label.filter(|s| !s.trim().is_empty()) {
-            Some(s) => Some(
-                LabelSelector::parse(s)
-                    .map_err(|e| ApiError::bad_request(e.to_string()))?,
-            ),
+            Some(s) => {
+                Some(LabelSelector::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))?)
+            }
             None => None,
         };
         let field = match field.filter(|s| !s.trim().is_empty()) {
             Some(s) => {
-                let f = FieldSelector::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))?;
-                f.validate_for(kind).map_err(|e| ApiError::bad_request(e.to_string()))?;
+                let f =
+                    FieldSelector::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))?;
+                f.validate_for(kind)
+                    .map_err(|e| ApiError::bad_request(e.to_string()))?;
                 Some(f)
             }
             None => None,

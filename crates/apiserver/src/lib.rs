@@ -88,7 +88,12 @@ impl ApiServer {
     pub async fn new(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Arc<ApiServer>> {
         let cache = watchcache::WatchCache::start(store.clone(), config.watch_cache_events).await?;
         let allocator = allocator::Allocator::new(config.service_cidr, config.node_port_range);
-        let api = Arc::new(ApiServer { config, store, cache, allocator });
+        let api = Arc::new(ApiServer {
+            config,
+            store,
+            cache,
+            allocator,
+        });
         bootstrap::ensure(&api).await?;
         // Resume namespace terminations interrupted by a restart.
         let nsres = resources::find("", "v1", "namespaces").expect("registered");
@@ -127,13 +132,19 @@ impl ApiServer {
     /// Delete Events older than the event TTL (kube-apiserver stores them with an etcd lease).
     pub async fn expire_events(&self) {
         let res = resources::find("", "v1", "events").expect("registered");
-        let cutoff = chrono::Utc::now() - chrono::Duration::from_std(self.config.event_ttl).unwrap_or_default();
+        let cutoff = chrono::Utc::now()
+            - chrono::Duration::from_std(self.config.event_ttl).unwrap_or_default();
         for ev in self.cache.list(&res.prefix(None)).0 {
-            let last = ["/lastTimestamp", "/eventTime", "/series/lastObservedTime", "/metadata/creationTimestamp"]
-                .iter()
-                .filter_map(|p| ev.pointer(p).and_then(Value::as_str))
-                .filter_map(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-                .max();
+            let last = [
+                "/lastTimestamp",
+                "/eventTime",
+                "/series/lastObservedTime",
+                "/metadata/creationTimestamp",
+            ]
+            .iter()
+            .filter_map(|p| ev.pointer(p).and_then(Value::as_str))
+            .filter_map(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .max();
             if last.is_some_and(|t| t < cutoff) {
                 let key = res.key(meta::namespace(&ev), meta::name(&ev));
                 let _ = self.store.delete(&key, None).await;
@@ -164,14 +175,18 @@ impl ApiServer {
                     Ok(false) => {}
                     Err(e) => tracing::warn!(namespace = %ns, error = %e, "namespace cleanup"),
                 }
-                tokio::time::sleep(Duration::from_millis(if attempt < 10 { 100 } else { 1000 })).await;
+                tokio::time::sleep(Duration::from_millis(if attempt < 10 { 100 } else { 1000 }))
+                    .await;
             }
         });
     }
 
     async fn clean_namespace_once(&self, ns: &str) -> anyhow::Result<bool> {
         let mut remaining = 0;
-        for r in resources::RESOURCES.iter().filter(|r| r.namespaced && r.storage_version && r.is_stored()) {
+        for r in resources::RESOURCES
+            .iter()
+            .filter(|r| r.namespaced && r.storage_version && r.is_stored())
+        {
             let list = self.store.list(&r.prefix(Some(ns)), None, None, 0).await?;
             for kv in list.kvs {
                 let mut obj: Value = serde_json::from_slice(&kv.value).unwrap_or(Value::Null);
@@ -183,7 +198,10 @@ impl ApiServer {
                         let m = meta::meta_mut(&mut obj);
                         m.insert("deletionTimestamp".into(), json!(meta::now()));
                         m.insert("deletionGracePeriodSeconds".into(), json!(0));
-                        let _ = self.store.update(&kv.key, codec::encode_stored(&obj), kv.mod_revision).await;
+                        let _ = self
+                            .store
+                            .update(&kv.key, codec::encode_stored(&obj), kv.mod_revision)
+                            .await;
                     }
                 }
             }

@@ -3,7 +3,9 @@
 use serde_json::{Map, Value};
 
 pub fn name(obj: &Value) -> &str {
-    obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("")
+    obj.pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
 }
 
 pub fn namespace(obj: &Value) -> Option<&str> {
@@ -11,7 +13,9 @@ pub fn namespace(obj: &Value) -> Option<&str> {
 }
 
 pub fn resource_version(obj: &Value) -> Option<&str> {
-    obj.pointer("/metadata/resourceVersion").and_then(Value::as_str).filter(|s| !s.is_empty())
+    obj.pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
 }
 
 pub fn uid(obj: &Value) -> Option<&str> {
@@ -27,7 +31,9 @@ pub fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
     if !o.get("metadata").is_some_and(Value::is_object) {
         o.insert("metadata".into(), Value::Object(Map::new()));
     }
-    o.get_mut("metadata").and_then(Value::as_object_mut).expect("metadata object")
+    o.get_mut("metadata")
+        .and_then(Value::as_object_mut)
+        .expect("metadata object")
 }
 
 pub fn labels(obj: &Value) -> Option<&Map<String, Value>> {
@@ -37,12 +43,17 @@ pub fn labels(obj: &Value) -> Option<&Map<String, Value>> {
 pub fn finalizers(obj: &Value) -> Vec<String> {
     obj.pointer("/metadata/finalizers")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 pub fn deletion_timestamp(obj: &Value) -> Option<&str> {
-    obj.pointer("/metadata/deletionTimestamp").and_then(Value::as_str)
+    obj.pointer("/metadata/deletionTimestamp")
+        .and_then(Value::as_str)
 }
 
 /// RFC 3339 "now" with second precision, as metav1.Time serializes.
@@ -52,7 +63,9 @@ pub fn now() -> String {
 
 /// RFC 3339 with microseconds, as metav1.MicroTime serializes.
 pub fn now_micro() -> String {
-    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string()
 }
 
 /// The object with kind/apiVersion set.
@@ -74,5 +87,7 @@ pub fn random_suffix() -> String {
     use rand::Rng;
     const ALPHA: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut rng = rand::thread_rng();
-    (0..5).map(|_| ALPHA[rng.gen_range(0..ALPHA.len())] as char).collect()
+    (0..5)
+        .map(|_| ALPHA[rng.gen_range(0..ALPHA.len())] as char)
+        .collect()
 }

@@ -33,8 +33,16 @@ pub fn is_true(v: &str) -> bool {
 
 /// Resolve `/api/v1/...` or `/apis/<g>/<v>/...`. Returns Ok(None) for paths that are not resource
 /// paths (discovery and the like are handled elsewhere).
-pub fn parse(method: &http::Method, path: &str, watch_param: bool) -> ApiResult<Option<ResourceRequest>> {
-    let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+pub fn parse(
+    method: &http::Method,
+    path: &str,
+    watch_param: bool,
+) -> ApiResult<Option<ResourceRequest>> {
+    let segs: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
     let (group, version, rest) = match segs.as_slice() {
         ["api", v, rest @ ..] if !rest.is_empty() => ("", *v, rest),
         ["apis", g, v, rest @ ..] if !rest.is_empty() => (*g, *v, rest),
@@ -94,12 +102,26 @@ pub fn parse(method: &http::Method, path: &str, watch_param: bool) -> ApiResult<
         }
         _ => return Err(ApiError::method_not_allowed("method not allowed")),
     };
-    Ok(Some(ResourceRequest { resource, namespace, name, subresource, verb }))
+    Ok(Some(ResourceRequest {
+        resource,
+        namespace,
+        name,
+        subresource,
+        verb,
+    }))
 }
 
 /// Re-parse for the namespaces resource, whose own name sits where other resources' namespace does.
-pub fn parse_request(method: &http::Method, path: &str, watch_param: bool) -> ApiResult<Option<ResourceRequest>> {
-    let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+pub fn parse_request(
+    method: &http::Method,
+    path: &str,
+    watch_param: bool,
+) -> ApiResult<Option<ResourceRequest>> {
+    let segs: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
     // /api/v1/namespaces/{name}/{status|finalize}
     if let ["api", "v1", "namespaces", name, sub] = segs.as_slice() {
         if matches!(*sub, "status" | "finalize") {
@@ -129,22 +151,132 @@ mod tests {
 
     #[test]
     fn parses_paths() {
-        type Case<'a> = (Method, &'a str, bool, &'a str, Option<&'a str>, Option<&'a str>, Option<&'a str>, Verb);
+        type Case<'a> = (
+            Method,
+            &'a str,
+            bool,
+            &'a str,
+            Option<&'a str>,
+            Option<&'a str>,
+            Option<&'a str>,
+            Verb,
+        );
         let cases: &[Case] = &[
-            (Method::GET, "/api/v1/pods", false, "pods", None, None, None, Verb::List),
-            (Method::GET, "/api/v1/namespaces/default/pods", true, "pods", Some("default"), None, None, Verb::Watch),
-            (Method::GET, "/api/v1/namespaces/default/pods/web", false, "pods", Some("default"), Some("web"), None, Verb::Get),
-            (Method::PUT, "/api/v1/namespaces/default/pods/web/status", false, "pods", Some("default"), Some("web"), Some("status"), Verb::Update),
-            (Method::GET, "/api/v1/namespaces/kube-system", false, "namespaces", None, Some("kube-system"), None, Verb::Get),
-            (Method::GET, "/api/v1/namespaces", false, "namespaces", None, None, None, Verb::List),
-            (Method::PUT, "/api/v1/namespaces/x/finalize", false, "namespaces", None, Some("x"), Some("finalize"), Verb::Update),
-            (Method::PATCH, "/apis/apps/v1/namespaces/d/deployments/web/scale", false, "deployments", Some("d"), Some("web"), Some("scale"), Verb::Patch),
-            (Method::DELETE, "/apis/apps/v1/namespaces/d/deployments", false, "deployments", Some("d"), None, None, Verb::DeleteCollection),
-            (Method::GET, "/api/v1/nodes/n1", false, "nodes", None, Some("n1"), None, Verb::Get),
-            (Method::GET, "/api/v1/watch/namespaces/default/pods", false, "pods", Some("default"), None, None, Verb::Watch),
+            (
+                Method::GET,
+                "/api/v1/pods",
+                false,
+                "pods",
+                None,
+                None,
+                None,
+                Verb::List,
+            ),
+            (
+                Method::GET,
+                "/api/v1/namespaces/default/pods",
+                true,
+                "pods",
+                Some("default"),
+                None,
+                None,
+                Verb::Watch,
+            ),
+            (
+                Method::GET,
+                "/api/v1/namespaces/default/pods/web",
+                false,
+                "pods",
+                Some("default"),
+                Some("web"),
+                None,
+                Verb::Get,
+            ),
+            (
+                Method::PUT,
+                "/api/v1/namespaces/default/pods/web/status",
+                false,
+                "pods",
+                Some("default"),
+                Some("web"),
+                Some("status"),
+                Verb::Update,
+            ),
+            (
+                Method::GET,
+                "/api/v1/namespaces/kube-system",
+                false,
+                "namespaces",
+                None,
+                Some("kube-system"),
+                None,
+                Verb::Get,
+            ),
+            (
+                Method::GET,
+                "/api/v1/namespaces",
+                false,
+                "namespaces",
+                None,
+                None,
+                None,
+                Verb::List,
+            ),
+            (
+                Method::PUT,
+                "/api/v1/namespaces/x/finalize",
+                false,
+                "namespaces",
+                None,
+                Some("x"),
+                Some("finalize"),
+                Verb::Update,
+            ),
+            (
+                Method::PATCH,
+                "/apis/apps/v1/namespaces/d/deployments/web/scale",
+                false,
+                "deployments",
+                Some("d"),
+                Some("web"),
+                Some("scale"),
+                Verb::Patch,
+            ),
+            (
+                Method::DELETE,
+                "/apis/apps/v1/namespaces/d/deployments",
+                false,
+                "deployments",
+                Some("d"),
+                None,
+                None,
+                Verb::DeleteCollection,
+            ),
+            (
+                Method::GET,
+                "/api/v1/nodes/n1",
+                false,
+                "nodes",
+                None,
+                Some("n1"),
+                None,
+                Verb::Get,
+            ),
+            (
+                Method::GET,
+                "/api/v1/watch/namespaces/default/pods",
+                false,
+                "pods",
+                Some("default"),
+                None,
+                None,
+                Verb::Watch,
+            ),
         ];
         for (m, p, w, plural, ns, name, sub, verb) in cases {
-            let r = parse_request(m, p, *w).unwrap().unwrap_or_else(|| panic!("{p}"));
+            let r = parse_request(m, p, *w)
+                .unwrap()
+                .unwrap_or_else(|| panic!("{p}"));
             assert_eq!(r.resource.plural, *plural, "{p}");
             assert_eq!(r.namespace.as_deref(), *ns, "{p}");
             assert_eq!(r.name.as_deref(), *name, "{p}");
@@ -155,9 +287,15 @@ mod tests {
 
     #[test]
     fn rejects_unknown() {
-        for p in ["/api/v1/foos", "/apis/apps/v1/namespaces/d/deployments/x/bogus", "/api/v1/namespaces/d/nodes"] {
+        for p in [
+            "/api/v1/foos",
+            "/apis/apps/v1/namespaces/d/deployments/x/bogus",
+            "/api/v1/namespaces/d/nodes",
+        ] {
             assert!(parse_request(&Method::GET, p, false).is_err(), "{p}");
         }
-        assert!(parse_request(&Method::GET, "/version", false).unwrap().is_none());
+        assert!(parse_request(&Method::GET, "/version", false)
+            .unwrap()
+            .is_none());
     }
 }

@@ -24,7 +24,11 @@ pub fn json_response(code: StatusCode, v: &Value) -> Response<Body> {
     json_bytes(code, serde_json::to_vec(v).expect("Value serializes"))
 }
 
-pub fn with_content_type(code: StatusCode, content_type: &str, bytes: impl Into<Bytes>) -> Response<Body> {
+pub fn with_content_type(
+    code: StatusCode,
+    content_type: &str,
+    bytes: impl Into<Bytes>,
+) -> Response<Body> {
     Response::builder()
         .status(code)
         .header(http::header::CONTENT_TYPE, content_type)

@@ -16,7 +16,11 @@ use std::sync::Arc;
 /// Request bodies over this size are refused with 413, as kube-apiserver does.
 pub const MAX_BODY: usize = 3 * 1024 * 1024;
 
-pub async fn route(api: Arc<ApiServer>, req: Request<Incoming>, user: Option<User>) -> Response<Body> {
+pub async fn route(
+    api: Arc<ApiServer>,
+    req: Request<Incoming>,
+    user: Option<User>,
+) -> Response<Body> {
     let path = req.uri().path().to_string();
     if user.is_none() && !auth::is_public(&path) {
         return respond::error(&ApiError::unauthorized());
@@ -27,12 +31,16 @@ pub async fn route(api: Arc<ApiServer>, req: Request<Incoming>, user: Option<Use
         "/readyz" => {
             return match api.ready().await {
                 Ok(()) => respond::text(StatusCode::OK, "ok"),
-                Err(why) => respond::text(StatusCode::INTERNAL_SERVER_ERROR, &format!("[-]{why}\nreadyz check failed")),
+                Err(why) => respond::text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &format!("[-]{why}\nreadyz check failed"),
+                ),
             }
         }
         _ => {}
     }
-    if path.starts_with("/livez/") || path.starts_with("/healthz/") || path.starts_with("/readyz/") {
+    if path.starts_with("/livez/") || path.starts_with("/healthz/") || path.starts_with("/readyz/")
+    {
         return respond::text(StatusCode::OK, "ok");
     }
     let (parts, body) = req.into_parts();
@@ -44,7 +52,9 @@ pub async fn route(api: Arc<ApiServer>, req: Request<Incoming>, user: Option<Use
     if let Some(resp) = crate::discovery::serve(&parts, &path, &query) {
         return resp;
     }
-    let watch_param = query.iter().any(|(k, v)| k == "watch" && request::is_true(v));
+    let watch_param = query
+        .iter()
+        .any(|(k, v)| k == "watch" && request::is_true(v));
     let rr = match request::parse_request(&parts.method, &path, watch_param) {
         Ok(Some(rr)) => rr,
         Ok(None) => return respond::error(&ApiError::no_route()),
@@ -64,10 +74,14 @@ async fn read_body(body: Incoming) -> Result<bytes::Bytes, ApiError> {
     match limited.collect().await {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 Err(ApiError::too_large())
             } else {
-                Err(ApiError::bad_request(format!("error reading request body: {e}")))
+                Err(ApiError::bad_request(format!(
+                    "error reading request body: {e}"
+                )))
             }
         }
     }

@@ -68,7 +68,12 @@ where
     }
 }
 
-async fn handle(api: Arc<ApiServer>, req: Request<Incoming>, cert_user: Option<User>, peer: SocketAddr) -> Response<Body> {
+async fn handle(
+    api: Arc<ApiServer>,
+    req: Request<Incoming>,
+    cert_user: Option<User>,
+    peer: SocketAddr,
+) -> Response<Body> {
     let user = cert_user.or_else(|| auth::user_from_bearer(&api, req.headers()));
     let started = std::time::Instant::now();
     let method = req.method().clone();

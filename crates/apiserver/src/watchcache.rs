@@ -53,7 +53,11 @@ struct State {
 
 /// A new watcher's start: the events to send first, the live receiver, and the cache revision
 /// at subscription (live events at or below it are already covered).
-pub type Subscription = (Vec<Arc<CacheEvent>>, broadcast::Receiver<Arc<CacheEvent>>, i64);
+pub type Subscription = (
+    Vec<Arc<CacheEvent>>,
+    broadcast::Receiver<Arc<CacheEvent>>,
+    i64,
+);
 
 /// The cache. Clone the `Arc` to share.
 pub struct WatchCache {
@@ -67,7 +71,10 @@ pub struct WatchCache {
 pub fn decode_stored(value: &[u8], mod_revision: i64) -> Option<Value> {
     let mut v: Value = serde_json::from_slice(value).ok()?;
     if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.insert("resourceVersion".into(), Value::String(mod_revision.to_string()));
+        meta.insert(
+            "resourceVersion".into(),
+            Value::String(mod_revision.to_string()),
+        );
     }
     Some(v)
 }
@@ -156,8 +163,18 @@ impl WatchCache {
                     };
                     let obj = Arc::new(obj);
                     st.objects.insert(key.clone(), obj.clone());
-                    let change = if prev.is_some() { Change::Modified } else { Change::Added };
-                    CacheEvent { change, key, revision, object: obj, prev }
+                    let change = if prev.is_some() {
+                        Change::Modified
+                    } else {
+                        Change::Added
+                    };
+                    CacheEvent {
+                        change,
+                        key,
+                        revision,
+                        object: obj,
+                        prev,
+                    }
                 }
                 EventType::Delete => {
                     st.objects.remove(&key);
@@ -165,7 +182,10 @@ impl WatchCache {
                         Some(p) => {
                             let mut v = (**p).clone();
                             if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-                                m.insert("resourceVersion".into(), Value::String(revision.to_string()));
+                                m.insert(
+                                    "resourceVersion".into(),
+                                    Value::String(revision.to_string()),
+                                );
                             }
                             Arc::new(v)
                         }
@@ -174,7 +194,13 @@ impl WatchCache {
                             None => return,
                         },
                     };
-                    CacheEvent { change: Change::Deleted, key, revision, object: obj, prev }
+                    CacheEvent {
+                        change: Change::Deleted,
+                        key,
+                        revision,
+                        object: obj,
+                        prev,
+                    }
                 }
             };
             let ev = Arc::new(ev);
@@ -202,7 +228,10 @@ impl WatchCache {
     /// Wait until the cache has applied `revision` (bounded by `timeout`).
     pub async fn wait_for(&self, revision: i64, timeout: Duration) -> bool {
         let mut rx = self.rev.subscribe();
-        let ok = matches!(tokio::time::timeout(timeout, rx.wait_for(|r| *r >= revision)).await, Ok(Ok(_)));
+        let ok = matches!(
+            tokio::time::timeout(timeout, rx.wait_for(|r| *r >= revision)).await,
+            Ok(Ok(_))
+        );
         ok
     }
 
@@ -225,17 +254,17 @@ impl WatchCache {
     /// Start a watch: events with revision > `after` under `prefix`. `after` = None means "now,
     /// after synthetic ADDED events for the current state" (the returned Vec holds those).
     /// Err(oldest) when `after` is older than the history kept.
-    pub fn subscribe(
-        &self,
-        prefix: &str,
-        after: Option<i64>,
-    ) -> Result<Subscription, i64> {
+    pub fn subscribe(&self, prefix: &str, after: Option<i64>) -> Result<Subscription, i64> {
         let st = self.state.read().unwrap();
         let rx = self.events.subscribe();
         let mut initial = Vec::new();
         match after {
             None => {
-                for (k, v) in st.objects.range(prefix.to_string()..).take_while(|(k, _)| k.starts_with(prefix)) {
+                for (k, v) in st
+                    .objects
+                    .range(prefix.to_string()..)
+                    .take_while(|(k, _)| k.starts_with(prefix))
+                {
                     let revision = v
                         .pointer("/metadata/resourceVersion")
                         .and_then(Value::as_str)

@@ -5,8 +5,8 @@
 use anyhow::{Context, Result};
 use base64::Engine;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -23,10 +23,15 @@ pub struct Pki {
 }
 
 fn write_private(path: &Path, contents: &str) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
     use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
-    let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
         .with_context(|| format!("writing {}", tmp.display()))?;
     f.write_all(contents.as_bytes())?;
     f.sync_all()?;
@@ -48,15 +53,25 @@ pub fn ensure(data_dir: &Path, sans: &[String]) -> Result<Pki> {
     let ca_cert_path = dir.join("ca.crt");
     let ca_key_path = dir.join("ca.key");
     let (ca_cert, ca_key) = if ca_cert_path.exists() && ca_key_path.exists() {
-        (fs::read_to_string(&ca_cert_path)?, fs::read_to_string(&ca_key_path)?)
+        (
+            fs::read_to_string(&ca_cert_path)?,
+            fs::read_to_string(&ca_key_path)?,
+        )
     } else {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, format!("capstan-ca@{}", chrono::Utc::now().timestamp()));
+        dn.push(
+            DnType::CommonName,
+            format!("capstan-ca@{}", chrono::Utc::now().timestamp()),
+        );
         params.distinguished_name = dn;
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         validity(&mut params, 10);
         let cert = params.self_signed(&key)?;
         write_private(&ca_key_path, &key.serialize_pem())?;
@@ -64,7 +79,8 @@ pub fn ensure(data_dir: &Path, sans: &[String]) -> Result<Pki> {
         (cert.pem(), key.serialize_pem())
     };
     let ca_keypair = KeyPair::from_pem(&ca_key).context("parsing the CA key")?;
-    let issuer = Issuer::from_ca_cert_pem(&ca_cert, &ca_keypair).context("parsing the CA certificate")?;
+    let issuer =
+        Issuer::from_ca_cert_pem(&ca_cert, &ca_keypair).context("parsing the CA certificate")?;
 
     // Serving certificate.
     let serving_cert_path = dir.join("serving.crt");
@@ -85,7 +101,10 @@ pub fn ensure(data_dir: &Path, sans: &[String]) -> Result<Pki> {
                 Err(_) => Ok(SanType::DnsName(s.clone().try_into()?)),
             })
             .collect::<Result<Vec<_>, rcgen::Error>>()?;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         validity(&mut params, 1);
         let cert = params.signed_by(&key, &issuer)?;
@@ -114,7 +133,11 @@ pub fn ensure(data_dir: &Path, sans: &[String]) -> Result<Pki> {
 }
 
 /// A client certificate (PEM cert, PEM key) with CN = user and O = groups.
-pub fn issue_client(issuer: &Issuer<'_, &KeyPair>, user: &str, groups: &[&str]) -> Result<(String, String)> {
+pub fn issue_client(
+    issuer: &Issuer<'_, &KeyPair>,
+    user: &str,
+    groups: &[&str],
+) -> Result<(String, String)> {
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     let mut dn = DistinguishedName::new();
@@ -123,7 +146,10 @@ pub fn issue_client(issuer: &Issuer<'_, &KeyPair>, user: &str, groups: &[&str]) 
     }
     dn.push(DnType::CommonName, user);
     params.distinguished_name = dn;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     validity(&mut params, 1);
     let cert = params.signed_by(&key, issuer)?;
@@ -172,12 +198,16 @@ pub fn server_tls(pki: &Pki) -> Result<rustls::ServerConfig> {
     for c in CertificateDer::pem_slice_iter(pki.ca_cert.as_bytes()) {
         roots.add(c?)?;
     }
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(std::sync::Arc::new(roots), provider.clone())
-        .allow_unauthenticated()
-        .build()?;
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pki.serving_cert.as_bytes())
-        .chain(CertificateDer::pem_slice_iter(pki.ca_cert.as_bytes()))
-        .collect::<Result<_, _>>()?;
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        std::sync::Arc::new(roots),
+        provider.clone(),
+    )
+    .allow_unauthenticated()
+    .build()?;
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(pki.serving_cert.as_bytes())
+            .chain(CertificateDer::pem_slice_iter(pki.ca_cert.as_bytes()))
+            .collect::<Result<_, _>>()?;
     let key = PrivateKeyDer::from_pem_slice(pki.serving_key.as_bytes())?;
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?

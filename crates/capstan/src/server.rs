@@ -56,7 +56,9 @@ fn default_data_dir() -> PathBuf {
 }
 
 fn parse_port_range(s: &str) -> Result<(u16, u16)> {
-    let (a, b) = s.split_once('-').context("--service-node-port-range must be FROM-TO")?;
+    let (a, b) = s
+        .split_once('-')
+        .context("--service-node-port-range must be FROM-TO")?;
     let (a, b): (u16, u16) = (a.trim().parse()?, b.trim().parse()?);
     anyhow::ensure!(a <= b, "--service-node-port-range: {a} > {b}");
     Ok((a, b))
@@ -65,14 +67,17 @@ fn parse_port_range(s: &str) -> Result<(u16, u16)> {
 pub async fn run(args: ServerArgs) -> Result<()> {
     let started = Instant::now();
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
-    std::fs::create_dir_all(&data_dir).with_context(|| format!("creating data dir {}", data_dir.display()))?;
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating data dir {}", data_dir.display()))?;
     let service_cidr = Cidr::parse(&args.service_cidr).map_err(anyhow::Error::msg)?;
     Cidr::parse(&args.cluster_cidr).map_err(anyhow::Error::msg)?;
     let node_port_range = parse_port_range(&args.service_node_port_range)?;
 
     // Store.
     let ds = capstan_store::Datastore::parse(args.datastore_endpoint.as_deref(), &data_dir)?;
-    let store = capstan_store::open(&ds).await.context("opening the datastore")?;
+    let store = capstan_store::open(&ds)
+        .await
+        .context("opening the datastore")?;
     tracing::info!(datastore = %describe(&ds), "store started");
 
     // Certificates and credentials.
@@ -108,19 +113,45 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         service_cidr,
         cluster_cidr: args.cluster_cidr.clone(),
         node_port_range,
-        tokens: vec![(token, User { name: "capstan:node-agent".into(), groups: vec!["system:nodes".into(), "system:masters".into()] })],
+        tokens: vec![(
+            token,
+            User {
+                name: "capstan:node-agent".into(),
+                groups: vec!["system:nodes".into(), "system:masters".into()],
+            },
+        )],
         ..Config::default()
     };
     let api = ApiServer::new(config, store).await?;
     let addr = SocketAddr::new(args.bind_address, args.https_listen_port);
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
-    let host = if args.bind_address.is_unspecified() { "127.0.0.1".to_string() } else { args.bind_address.to_string() };
-    let host = if host.contains(':') { format!("[{host}]") } else { host };
-    let kubeconfig = args.write_kubeconfig.clone().unwrap_or_else(|| data_dir.join("admin.kubeconfig"));
-    pki::write_kubeconfig(&kubeconfig, &format!("https://{host}:{}", args.https_listen_port), &pki)?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let host = if args.bind_address.is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        args.bind_address.to_string()
+    };
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host
+    };
+    let kubeconfig = args
+        .write_kubeconfig
+        .clone()
+        .unwrap_or_else(|| data_dir.join("admin.kubeconfig"));
+    pki::write_kubeconfig(
+        &kubeconfig,
+        &format!("https://{host}:{}", args.https_listen_port),
+        &pki,
+    )?;
     tracing::info!(%addr, kubeconfig = %kubeconfig.display(), "apiserver started");
     let serving = tokio::spawn(capstan_apiserver::server::serve(api.clone(), listener, tls));
-    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "capstan server ready");
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "capstan server ready"
+    );
     if !args.disable_agent {
         tracing::info!("node agent not started: this build has no node agent yet (pass --disable-agent to silence)");
     }

@@ -22,7 +22,8 @@ fn python_client_lists_creates_watches() {
         return;
     }
     let s = Server::start();
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/client_test.py");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/client_test.py");
     let out = Command::new("/usr/bin/python3")
         .arg(script)
         .arg("pyclient")
@@ -39,12 +40,20 @@ fn python_client_lists_creates_watches() {
 }
 
 fn crash_test(backend: Backend) {
-    let Some(mut s) = Server::try_start(backend) else { return };
+    let Some(mut s) = Server::try_start(backend) else {
+        return;
+    };
     s.kubectl(&["create", "namespace", "crash"]).ok();
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/create_loop.py");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/create_loop.py");
     let mut child = Command::new("/usr/bin/python3")
         .arg(script)
-        .args(["127.0.0.1", &s.port.to_string(), s.dir.path().join("tls").to_str().unwrap(), "crash"])
+        .args([
+            "127.0.0.1",
+            &s.port.to_string(),
+            s.dir.path().join("tls").to_str().unwrap(),
+            "crash",
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -64,10 +73,23 @@ fn crash_test(backend: Backend) {
     let _ = child.kill();
     let _ = child.wait();
     assert!(acked.len() >= 300, "client acked only {}", acked.len());
-    let out = s.kubectl(&["get", "configmaps", "-n", "crash", "-o", "name"]).ok();
-    let have: std::collections::HashSet<&str> = out.lines().map(|l| l.trim_start_matches("configmap/")).collect();
-    let missing: Vec<&String> = acked.iter().filter(|n| !have.contains(n.as_str())).collect();
-    assert!(missing.is_empty(), "{} acknowledged creates lost after kill -9, e.g. {:?}", missing.len(), &missing[..missing.len().min(5)]);
+    let out = s
+        .kubectl(&["get", "configmaps", "-n", "crash", "-o", "name"])
+        .ok();
+    let have: std::collections::HashSet<&str> = out
+        .lines()
+        .map(|l| l.trim_start_matches("configmap/"))
+        .collect();
+    let missing: Vec<&String> = acked
+        .iter()
+        .filter(|n| !have.contains(n.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged creates lost after kill -9, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
 }
 
 #[test]
@@ -84,15 +106,28 @@ fn kill9_keeps_acknowledged_creates_etcd() {
 fn restart_reuses_credentials_and_data() {
     let mut s = Server::start();
     let before = std::fs::read(s.dir.path().join("tls/ca.crt")).unwrap();
-    s.kubectl(&["create", "configmap", "persist", "--from-literal=a=1"]).ok();
+    s.kubectl(&["create", "configmap", "persist", "--from-literal=a=1"])
+        .ok();
     s.kill9_and_restart();
     let after = std::fs::read(s.dir.path().join("tls/ca.crt")).unwrap();
     assert_eq!(before, after, "CA reused");
-    let v = s.kubectl(&["get", "configmap", "persist", "-o", "jsonpath={.data.a}"]).ok();
+    let v = s
+        .kubectl(&["get", "configmap", "persist", "-o", "jsonpath={.data.a}"])
+        .ok();
     assert_eq!(v, "1");
     // Health endpoints answer without credentials, as kube-apiserver's do.
     for path in ["/livez", "/readyz", "/healthz", "/version"] {
-        let out = Command::new("curl").args(["-sk", "-o", "/dev/null", "-w", "%{http_code}", &format!("{}{path}", s.url())]).output().unwrap();
+        let out = Command::new("curl")
+            .args([
+                "-sk",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                &format!("{}{path}", s.url()),
+            ])
+            .output()
+            .unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout), "200", "{path}");
     }
     let (code, body) = s.curl(&[&format!("{}/version", s.url())]);

@@ -69,6 +69,26 @@ META_KINDS = [
     "APIResourceList", "PartialObjectMetadata", "PartialObjectMetadataList", "Table",
 ]
 
+# JSON names of optional fields that are Go pointers (`*int32`, `*bool`, `*string`) wherever they appear:
+# gogo-protobuf writes every non-pointer field even when zero, so a zero scalar of any other optional field
+# is dropped (Go's `omitempty`), while these keep it (`replicas: 0`, `suspend: false`).
+POINTERS = {
+    "replicas", "minReplicas", "backoffLimit", "backoffLimitPerIndex", "maxFailedIndexes", "parallelism",
+    "completions", "activeDeadlineSeconds", "ttlSecondsAfterFinished", "suspend", "startingDeadlineSeconds",
+    "successfulJobsHistoryLimit", "failedJobsHistoryLimit", "terminationGracePeriodSeconds",
+    "automountServiceAccountToken", "optional", "readOnlyRootFilesystem", "runAsNonRoot", "runAsUser",
+    "runAsGroup", "fsGroup", "allowPrivilegeEscalation", "privileged", "enableServiceLinks",
+    "shareProcessNamespace", "hostUsers", "setHostnameAsFQDN", "revisionHistoryLimit",
+    "progressDeadlineSeconds", "targetCPUUtilizationPercentage", "averageUtilization",
+    "stabilizationWindowSeconds", "defaultMode", "mode", "expirationSeconds", "gracePeriodSeconds",
+    "orphanDependents", "priority", "deletionGracePeriodSeconds", "storageClassName", "ingressClassName",
+    "volumeMode", "allocateLoadBalancerNodePorts", "ready", "serving",
+    "terminating", "blockOwnerDeletion", "controller", "remainingItemCount", "leaseDurationSeconds",
+    "leaseTransitions", "preemptionPolicy", "minDomains", "unhealthyPodEvictionPolicy",
+    "podReplacementPolicy", "managedBy", "completionMode", "collisionCount", "holderIdentity",
+}
+# Status messages mostly hold non-pointer counters (`replicas,omitempty`); these are their pointer fields.
+STATUS_POINTERS = {"collisionCount", "terminatingReplicas", "started", "ready", "allocatedResources"}
 SCALARS = {"string": "Str", "bool": "Bool", "int32": "I32", "int64": "I64", "double": "F64", "bytes": "Bytes"}
 
 
@@ -97,12 +117,14 @@ def json_names(openapi_src):
             for chunk in re.split(r"impl<'de> crate::serde::Deserialize<'de> for ", text)[1:]:
                 name = re.match(r"\w+", chunk).group(0)
                 struct = struct if name == "Field" else name
-                names = re.findall(r'^\s*"([^"]+)" => Field::Key_', chunk, re.M)
                 if struct is None:
                     continue
+                pairs = re.findall(r'^\s*"([^"]+)" => Field::Key_(\w+),', chunk, re.M)
                 m = per.setdefault((pkg, struct.lower()), {})
-                for n in names:
-                    m.setdefault(norm(n), n)
+                decl = re.search(r"^pub struct " + struct + r" \{(.*?)^\}", text, re.M | re.S)
+                optional = set(re.findall(r"^\s*pub (\w+): Option<", decl.group(1), re.M)) if decl else set()
+                for n, rust in pairs:
+                    m.setdefault(norm(n), (n, rust not in optional))
                     glob_counts[norm(n)][n] += 1
     return per, {k: c.most_common(1)[0][0] for k, c in glob_counts.items()}
 
@@ -190,7 +212,7 @@ def main():
         fs = []
         for tag, fname, ty, card in msgs[name]:
             n = norm(fname)
-            json = names.get(n) if names else None
+            json, required = names.get(n, (None, False)) if names else (None, False)
             if json is None and names and isinstance(ty, tuple) and card == "One":
                 # An embedded Go struct (`json:",inline"`): its fields sit in the parent's JSON object.
                 json, card = "", "Inline"
@@ -198,10 +220,13 @@ def main():
             elif json is None:
                 json = glob_names.get(n) or camel(fname)
                 fallback.append(f"{name}.{fname} -> {json}" + ("" if names else " (no openapi struct)"))
+            pointer = json in POINTERS and (not struct.endswith("Status") or json in STATUS_POINTERS)
+            if card == "One" and (required or pointer):
+                card = "Keep"
             if isinstance(ty, tuple):
                 if ty[1] not in index:
                     sys.exit(f"unresolved {ty[1]} in {name}")
-                t = f"Msg({index[ty[1]]})"
+                t = f"M({index[ty[1]]})"
             else:
                 t = ty
             fs.append(f'F({tag}, "{json}", {t}, {card})')

@@ -33,16 +33,33 @@ fn delete_options(req: &Req) -> ApiResult<DeleteOptions> {
             codec::parse_json(&req.body)?
         };
         o.grace = body.get("gracePeriodSeconds").and_then(Value::as_i64);
-        o.propagation = body.get("propagationPolicy").and_then(Value::as_str).map(str::to_string);
-        if body.get("orphanDependents").and_then(Value::as_bool) == Some(true) && o.propagation.is_none() {
+        o.propagation = body
+            .get("propagationPolicy")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        if body.get("orphanDependents").and_then(Value::as_bool) == Some(true)
+            && o.propagation.is_none()
+        {
             o.propagation = Some("Orphan".into());
         }
-        o.uid = body.pointer("/preconditions/uid").and_then(Value::as_str).map(str::to_string);
-        o.resource_version = body.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(str::to_string);
-        o.dry_run = body.get("dryRun").and_then(Value::as_array).is_some_and(|a| a.iter().any(|v| v == "All"));
+        o.uid = body
+            .pointer("/preconditions/uid")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        o.resource_version = body
+            .pointer("/preconditions/resourceVersion")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        o.dry_run = body
+            .get("dryRun")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.iter().any(|v| v == "All"));
     }
     if let Some(g) = req.param("gracePeriodSeconds") {
-        o.grace = Some(g.parse().map_err(|_| ApiError::bad_request(format!("invalid gracePeriodSeconds {g:?}")))?);
+        o.grace = Some(
+            g.parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid gracePeriodSeconds {g:?}")))?,
+        );
     }
     if let Some(p) = req.param("propagationPolicy") {
         o.propagation = Some(p.to_string());
@@ -92,9 +109,14 @@ pub async fn delete_one(
         if let Some(uid) = &opts.uid {
             let have = meta::uid(&obj).unwrap_or("");
             if uid != have {
-                return Err(ApiError::conflict(served.group, served.plural, name, &format!(
+                return Err(ApiError::conflict(
+                    served.group,
+                    served.plural,
+                    name,
+                    &format!(
                     "Precondition failed: UID in precondition: {uid}, UID in object meta: {have}"
-                )));
+                ),
+                ));
             }
         }
         if let Some(want) = &opts.resource_version {
@@ -116,9 +138,14 @@ pub async fn delete_one(
                 m.insert("deletionTimestamp".into(), json!(meta::now()));
                 m.insert("deletionGracePeriodSeconds".into(), json!(0));
                 obj["status"]["phase"] = json!("Terminating");
-                match api.store.update(&key, codec::encode_stored(&obj), rev).await {
+                match api
+                    .store
+                    .update(&key, codec::encode_stored(&obj), rev)
+                    .await
+                {
                     Ok(r) => {
-                        meta::meta_mut(&mut obj).insert("resourceVersion".into(), json!(r.to_string()));
+                        meta::meta_mut(&mut obj)
+                            .insert("resourceVersion".into(), json!(r.to_string()));
                     }
                     Err(capstan_store::Error::Conflict { .. }) => continue,
                     Err(e) => return Err(e.into()),
@@ -140,14 +167,24 @@ pub async fn delete_one(
                 None => true,
             };
             if !already || shorten {
-                m.insert("deletionTimestamp".into(), json!(deadline.format("%Y-%m-%dT%H:%M:%SZ").to_string()));
+                m.insert(
+                    "deletionTimestamp".into(),
+                    json!(deadline.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
+                );
                 m.insert("deletionGracePeriodSeconds".into(), json!(grace));
-                match api.store.update(&key, codec::encode_stored(&obj), rev).await {
+                match api
+                    .store
+                    .update(&key, codec::encode_stored(&obj), rev)
+                    .await
+                {
                     Ok(r) => {
-                        meta::meta_mut(&mut obj).insert("resourceVersion".into(), json!(r.to_string()));
+                        meta::meta_mut(&mut obj)
+                            .insert("resourceVersion".into(), json!(r.to_string()));
                     }
                     Err(capstan_store::Error::Conflict { .. }) => continue,
-                    Err(capstan_store::Error::NotFound) => return Err(ApiError::not_found(served.group, served.plural, name)),
+                    Err(capstan_store::Error::NotFound) => {
+                        return Err(ApiError::not_found(served.group, served.plural, name))
+                    }
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -163,7 +200,9 @@ pub async fn delete_one(
                 return Ok((obj, StatusCode::OK));
             }
             Err(capstan_store::Error::Conflict { .. }) => continue,
-            Err(capstan_store::Error::NotFound) => return Err(ApiError::not_found(served.group, served.plural, name)),
+            Err(capstan_store::Error::NotFound) => {
+                return Err(ApiError::not_found(served.group, served.plural, name))
+            }
             Err(e) => return Err(e.into()),
         }
     }
@@ -176,14 +215,23 @@ fn graceful_seconds(res: &Resource, obj: &Value, opts: &DeleteOptions) -> Option
     if res.kind != "Pod" {
         return None;
     }
-    let bound = obj.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
-    let phase = obj.pointer("/status/phase").and_then(Value::as_str).unwrap_or("");
+    let bound = obj
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty());
+    let phase = obj
+        .pointer("/status/phase")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     if !bound || phase == "Succeeded" || phase == "Failed" {
         return None;
     }
     let grace = opts
         .grace
-        .or_else(|| obj.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64))
+        .or_else(|| {
+            obj.pointer("/spec/terminationGracePeriodSeconds")
+                .and_then(Value::as_i64)
+        })
         .unwrap_or(30);
     if grace <= 0 {
         None
@@ -197,11 +245,22 @@ pub async fn delete_collection(api: &Arc<ApiServer>, req: &Req) -> ApiResult<Res
     let res = req.rr.resource.storage_resource();
     let filter = Filter::from_req(req)?;
     let rev = api.store.current_revision().await?;
-    api.cache.wait_for(rev, std::time::Duration::from_secs(3)).await;
+    api.cache
+        .wait_for(rev, std::time::Duration::from_secs(3))
+        .await;
     let (items, _) = api.cache.list(&res.prefix(req.namespace()));
     let mut deleted = Vec::new();
     for obj in items.iter().filter(|o| filter.matches(o)) {
-        match delete_one(api, res, req.rr.resource, meta::namespace(obj), meta::name(obj), &opts).await {
+        match delete_one(
+            api,
+            res,
+            req.rr.resource,
+            meta::namespace(obj),
+            meta::name(obj),
+            &opts,
+        )
+        .await
+        {
             Ok((o, _)) => deleted.push(convert::from_storage(req.rr.resource, o)),
             Err(e) if e.code == 404 => {}
             Err(e) => return Err(e),

@@ -28,13 +28,30 @@ pub struct Req {
 }
 
 impl Req {
-    pub fn new(parts: http::request::Parts, query: Vec<(String, String)>, body: Bytes, user: User, rr: ResourceRequest) -> Req {
-        Req { method: parts.method, headers: parts.headers, query, body, user, rr }
+    pub fn new(
+        parts: http::request::Parts,
+        query: Vec<(String, String)>,
+        body: Bytes,
+        user: User,
+        rr: ResourceRequest,
+    ) -> Req {
+        Req {
+            method: parts.method,
+            headers: parts.headers,
+            query,
+            body,
+            user,
+            rr,
+        }
     }
 
     /// The last value of a query parameter.
     pub fn param(&self, key: &str) -> Option<&str> {
-        self.query.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.query
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn flag(&self, key: &str) -> bool {
@@ -42,23 +59,36 @@ impl Req {
     }
 
     pub fn header(&self, name: &str) -> &str {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
     }
 
     /// Content-Type without parameters, lower-cased.
     pub fn content_type(&self) -> String {
-        self.header("content-type").split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+        self.header("content-type")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
     }
 
     /// Whether the client asked for a meta.k8s.io Table (server-side printing).
     pub fn wants_table(&self) -> bool {
-        self.header("accept").split(',').any(|a| a.contains("as=Table"))
+        self.header("accept")
+            .split(',')
+            .any(|a| a.contains("as=Table"))
     }
 
     /// Whether the client asked for PartialObjectMetadata(List) instead of full objects.
     pub fn wants_metadata_only(&self) -> bool {
         let accept = self.header("accept");
-        accept.split(',').next().is_some_and(|first| first.contains("as=PartialObjectMetadata"))
+        accept
+            .split(',')
+            .next()
+            .is_some_and(|first| first.contains("as=PartialObjectMetadata"))
     }
 
     pub fn namespace(&self) -> Option<&str> {
@@ -107,7 +137,10 @@ async fn dispatch(api: &Arc<ApiServer>, req: &Req) -> ApiResult<Response<Body>> 
     if !r.is_stored() {
         return subresources::review(api, req).await;
     }
-    if r.namespaced && req.rr.namespace.is_none() && !matches!(req.rr.verb, Verb::List | Verb::Watch) {
+    if r.namespaced
+        && req.rr.namespace.is_none()
+        && !matches!(req.rr.verb, Verb::List | Verb::Watch)
+    {
         return Err(ApiError::no_route());
     }
     if let Some(sub) = req.rr.subresource.as_deref() {
@@ -120,7 +153,10 @@ async fn dispatch(api: &Arc<ApiServer>, req: &Req) -> ApiResult<Response<Body>> 
                 return Err(ApiError::new(
                     404,
                     "NotFound",
-                    format!("the server could not find the requested resource ({} {})", r.plural, sub),
+                    format!(
+                        "the server could not find the requested resource ({} {})",
+                        r.plural, sub
+                    ),
                 ))
             }
         }

@@ -19,11 +19,17 @@ pub async fn read_object(api: &ApiServer, req: &Req, name: &str) -> ApiResult<(V
     let key = res.key(req.namespace(), name);
     match api.store.get(&key).await? {
         Some(kv) => {
-            let obj = crate::watchcache::decode_stored(&kv.value, kv.mod_revision)
-                .ok_or_else(|| ApiError::internal(format!("stored object {key} is not valid JSON")))?;
+            let obj =
+                crate::watchcache::decode_stored(&kv.value, kv.mod_revision).ok_or_else(|| {
+                    ApiError::internal(format!("stored object {key} is not valid JSON"))
+                })?;
             Ok((obj, kv.mod_revision))
         }
-        None => Err(ApiError::not_found(req.rr.resource.group, req.rr.resource.plural, name)),
+        None => Err(ApiError::not_found(
+            req.rr.resource.group,
+            req.rr.resource.plural,
+            name,
+        )),
     }
 }
 
@@ -40,7 +46,10 @@ pub fn render_one(req: &Req, obj: Value) -> Response<Body> {
 
 pub fn render_one_code(req: &Req, obj: Value, code: StatusCode) -> Response<Body> {
     if req.wants_table() {
-        let rv = obj.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""));
+        let rv = obj
+            .pointer("/metadata/resourceVersion")
+            .cloned()
+            .unwrap_or(json!(""));
         let t = capstan_printers::tables::table(
             req.rr.resource.kind,
             &[&obj],
@@ -65,7 +74,9 @@ pub async fn list(api: &Arc<ApiServer>, req: &Req) -> ApiResult<Response<Body>> 
     let filter = Filter::from_req(req)?;
     let prefix = storage.prefix(req.namespace());
     let limit: usize = match req.param("limit") {
-        Some(l) => l.parse().map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?,
+        Some(l) => l
+            .parse()
+            .map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?,
         None => 0,
     };
     let cont = match req.param("continue").filter(|c| !c.is_empty()) {
@@ -74,7 +85,9 @@ pub async fn list(api: &Arc<ApiServer>, req: &Req) -> ApiResult<Response<Body>> 
                 .decode(c.trim_end_matches('='))
                 .ok()
                 .and_then(|b| serde_json::from_slice::<Continue>(&b).ok())
-                .ok_or_else(|| ApiError::bad_request("continue key is not valid: illegal base64 data"))?;
+                .ok_or_else(|| {
+                    ApiError::bad_request("continue key is not valid: illegal base64 data")
+                })?;
             Some(raw)
         }
         None => None,
@@ -85,9 +98,10 @@ pub async fn list(api: &Arc<ApiServer>, req: &Req) -> ApiResult<Response<Body>> 
     let min_rev = match rv {
         "" if cont.is_none() => Some(api.store.current_revision().await?),
         "" | "0" => None,
-        n => Some(n.parse::<i64>().map_err(|_| {
-            ApiError::bad_request(format!("invalid resource version {n:?}"))
-        })?),
+        n => Some(
+            n.parse::<i64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid resource version {n:?}")))?,
+        ),
     };
     if let Some(min) = min_rev {
         if !api.cache.wait_for(min, Duration::from_secs(3)).await {
@@ -126,7 +140,8 @@ pub async fn list(api: &Arc<ApiServer>, req: &Req) -> ApiResult<Response<Body>> 
     let mut list_meta = json!({"resourceVersion": list_rv.to_string()});
     if let Some(start) = next {
         let token = serde_json::to_vec(&Continue { rv: list_rv, start }).expect("serializes");
-        list_meta["continue"] = json!(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token));
+        list_meta["continue"] =
+            json!(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token));
     }
     if req.wants_table() {
         let refs: Vec<&Value> = selected.iter().map(|v| v.as_ref()).collect();

@@ -16,7 +16,13 @@ use std::sync::Arc;
 pub fn selector_string(sel: Option<&Value>) -> String {
     let Some(sel) = sel else { return String::new() };
     let mut parts = Vec::new();
-    let labels = sel.get("matchLabels").or(if sel.get("matchExpressions").is_none() { Some(sel) } else { None });
+    let labels = sel
+        .get("matchLabels")
+        .or(if sel.get("matchExpressions").is_none() {
+            Some(sel)
+        } else {
+            None
+        });
     if let Some(m) = labels.and_then(Value::as_object) {
         for (k, v) in m {
             parts.push(format!("{k}={}", v.as_str().unwrap_or("")));
@@ -45,7 +51,13 @@ pub fn selector_string(sel: Option<&Value>) -> String {
 fn scale_of(obj: &Value) -> Value {
     let m = obj.get("metadata").cloned().unwrap_or(json!({}));
     let mut meta = json!({});
-    for k in ["name", "namespace", "uid", "resourceVersion", "creationTimestamp"] {
+    for k in [
+        "name",
+        "namespace",
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+    ] {
         if let Some(v) = m.get(k) {
             meta[k] = v.clone();
         }
@@ -74,17 +86,26 @@ pub async fn scale(api: &Arc<ApiServer>, req: &Req) -> ApiResult<Response<Body>>
         Verb::Update | Verb::Patch => {
             let is_patch = req.rr.verb == Verb::Patch;
             let ct = req.content_type();
-            let body = if is_patch { codec::decode_patch(req, &ct)? } else { codec::decode_body(req)? };
+            let body = if is_patch {
+                codec::decode_patch(req, &ct)?
+            } else {
+                codec::decode_body(req)?
+            };
             if !is_patch {
                 let kind = body.get("kind").and_then(Value::as_str).unwrap_or("Scale");
                 if kind != "Scale" {
-                    return Err(ApiError::bad_request(format!("the kind in the data ({kind}) does not match the expected kind (Scale)")));
+                    return Err(ApiError::bad_request(format!(
+                        "the kind in the data ({kind}) does not match the expected kind (Scale)"
+                    )));
                 }
             }
             let precondition = if is_patch {
                 None
             } else {
-                body.pointer("/metadata/resourceVersion").and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string)
+                body.pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
             };
             let out = guaranteed_update(api, req, precondition.as_deref(), |old| {
                 let current = scale_of(old);
@@ -115,7 +136,9 @@ pub async fn scale(api: &Arc<ApiServer>, req: &Req) -> ApiResult<Response<Body>>
             let _ = res;
             Ok(json_response(StatusCode::OK, &scale_of(&out)))
         }
-        _ => Err(ApiError::method_not_allowed("the scale subresource supports get, update and patch")),
+        _ => Err(ApiError::method_not_allowed(
+            "the scale subresource supports get, update and patch",
+        )),
     }
 }
 
@@ -125,10 +148,24 @@ pub async fn binding(api: &Arc<ApiServer>, req: &Req) -> ApiResult<Response<Body
         return Err(ApiError::method_not_allowed("binding supports create only"));
     }
     let body = codec::decode_body(req)?;
-    let target = body.pointer("/target/name").and_then(Value::as_str).unwrap_or("").to_string();
+    let target = body
+        .pointer("/target/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     if target.is_empty() {
-        return Err(ApiError::invalid("Binding", "", req.name(), format!("Binding \"{}\" is invalid: target.name: Required value", req.name()),
-            vec![json!({"reason":"FieldValueRequired","message":"Required value","field":"target.name"})]));
+        return Err(ApiError::invalid(
+            "Binding",
+            "",
+            req.name(),
+            format!(
+                "Binding \"{}\" is invalid: target.name: Required value",
+                req.name()
+            ),
+            vec![
+                json!({"reason":"FieldValueRequired","message":"Required value","field":"target.name"}),
+            ],
+        ));
     }
     let name = req.name().to_string();
     let (_, _) = read_object(api, req, &name).await?;
@@ -139,7 +176,10 @@ pub async fn binding(api: &Arc<ApiServer>, req: &Req) -> ApiResult<Response<Body
         query: req.query.clone(),
         body: req.body.clone(),
         user: req.user.clone(),
-        rr: crate::request::ResourceRequest { subresource: Some("binding".into()), ..req.rr.clone() },
+        rr: crate::request::ResourceRequest {
+            subresource: Some("binding".into()),
+            ..req.rr.clone()
+        },
     };
     let t = target.clone();
     guaranteed_update(api, &pod_req, None, move |old| {
@@ -158,14 +198,19 @@ pub async fn binding(api: &Arc<ApiServer>, req: &Req) -> ApiResult<Response<Body
         Ok(new)
     })
     .await?;
-    Ok(json_response(StatusCode::CREATED, &crate::status::success_status(None)))
+    Ok(json_response(
+        StatusCode::CREATED,
+        &crate::status::success_status(None),
+    ))
 }
 
 /// POST pods/NAME/eviction: without budgets to consult yet (the disruption controller
 /// computes them), an eviction is a graceful delete.
 pub async fn eviction(api: &Arc<ApiServer>, req: &Req) -> ApiResult<Response<Body>> {
     if req.rr.verb != crate::request::Verb::Create {
-        return Err(ApiError::method_not_allowed("eviction supports create only"));
+        return Err(ApiError::method_not_allowed(
+            "eviction supports create only",
+        ));
     }
     let body = codec::decode_body(req)?;
     let mut opts = super::delete::DeleteOptions::default();
@@ -176,13 +221,19 @@ pub async fn eviction(api: &Arc<ApiServer>, req: &Req) -> ApiResult<Response<Bod
     let name = req.name();
     crate::admission::check_eviction(api, req.namespace().unwrap_or(""), name).await?;
     super::delete::delete_one(api, res, res, req.namespace(), name, &opts).await?;
-    Ok(json_response(StatusCode::CREATED, &crate::status::success_status(None)))
+    Ok(json_response(
+        StatusCode::CREATED,
+        &crate::status::success_status(None),
+    ))
 }
 
 /// Review kinds: answered from the request's identity, never stored.
 pub async fn review(_api: &Arc<ApiServer>, req: &Req) -> ApiResult<Response<Body>> {
     if req.rr.verb != crate::request::Verb::Create {
-        return Err(ApiError::method_not_allowed(format!("{} supports create only", req.rr.resource.plural)));
+        return Err(ApiError::method_not_allowed(format!(
+            "{} supports create only",
+            req.rr.resource.plural
+        )));
     }
     let mut body = codec::decode_body(req)?;
     let res = req.rr.resource;
@@ -197,7 +248,8 @@ pub async fn review(_api: &Arc<ApiServer>, req: &Req) -> ApiResult<Response<Body
             };
         }
         "SelfSubjectReview" => {
-            body["status"] = json!({"userInfo": {"username": req.user.name, "groups": req.user.groups}});
+            body["status"] =
+                json!({"userInfo": {"username": req.user.name, "groups": req.user.groups}});
         }
         _ => return Err(ApiError::no_route()),
     }

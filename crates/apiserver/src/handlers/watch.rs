@@ -29,7 +29,10 @@ struct Encoder {
 impl Encoder {
     fn line(&mut self, kind: &str, obj: Value) -> Bytes {
         let object = if self.table && kind != "BOOKMARK" && kind != "ERROR" {
-            let rv = obj.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""));
+            let rv = obj
+                .pointer("/metadata/resourceVersion")
+                .cloned()
+                .unwrap_or(json!(""));
             let mut t = capstan_printers::tables::table(
                 self.res.kind,
                 &[&obj],
@@ -46,14 +49,16 @@ impl Encoder {
         } else {
             obj
         };
-        let mut out = serde_json::to_vec(&json!({"type": kind, "object": object})).expect("serializes");
+        let mut out =
+            serde_json::to_vec(&json!({"type": kind, "object": object})).expect("serializes");
         out.push(b'\n');
         Bytes::from(out)
     }
 }
 
 fn error_event(e: &ApiError) -> Bytes {
-    let mut out = serde_json::to_vec(&json!({"type": "ERROR", "object": e.to_status()})).expect("serializes");
+    let mut out =
+        serde_json::to_vec(&json!({"type": "ERROR", "object": e.to_status()})).expect("serializes");
     out.push(b'\n');
     Bytes::from(out)
 }
@@ -65,7 +70,11 @@ pub async fn watch(api: &Arc<ApiServer>, req: &Req) -> ApiResult<Response<Body>>
     // A watch on one named object (GET .../pods/x?watch=true) is a watch with a name field selector.
     let prefix = match &req.rr.name {
         Some(name) => {
-            filter = Filter::parse(storage.kind, req.param("labelSelector"), Some(&format!("metadata.name={name}")))?;
+            filter = Filter::parse(
+                storage.kind,
+                req.param("labelSelector"),
+                Some(&format!("metadata.name={name}")),
+            )?;
             storage.key(req.namespace(), name)
         }
         None => storage.prefix(req.namespace()),
@@ -75,11 +84,17 @@ pub async fn watch(api: &Arc<ApiServer>, req: &Req) -> ApiResult<Response<Body>>
     let after = match (rv, send_initial) {
         (_, Some(true)) => None,
         ("", _) | ("0", _) => None,
-        (n, _) => Some(n.parse::<i64>().map_err(|_| ApiError::bad_request(format!("invalid resource version {n:?}")))?),
+        (n, _) => Some(
+            n.parse::<i64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid resource version {n:?}")))?,
+        ),
     };
     if let Some(a) = after {
         if a > api.cache.revision() && !api.cache.wait_for(a, Duration::from_secs(3)).await {
-            return Err(ApiError::timeout(format!("Too large resource version: {a}, current: {}", api.cache.revision())));
+            return Err(ApiError::timeout(format!(
+                "Too large resource version: {a}, current: {}",
+                api.cache.revision()
+            )));
         }
     }
     let timeout = req
@@ -98,7 +113,10 @@ pub async fn watch(api: &Arc<ApiServer>, req: &Req) -> ApiResult<Response<Body>>
     };
     match api.cache.subscribe(&prefix, after) {
         Err(oldest) => {
-            let e = ApiError::gone(format!("too old resource version: {} ({oldest})", after.unwrap_or(0)));
+            let e = ApiError::gone(format!(
+                "too old resource version: {} ({oldest})",
+                after.unwrap_or(0)
+            ));
             let _ = tx.try_send(Ok(Frame::data(error_event(&e))));
         }
         Ok((initial, live, snapshot_rev)) => {
@@ -122,11 +140,26 @@ pub async fn watch(api: &Arc<ApiServer>, req: &Req) -> ApiResult<Response<Body>>
                 if send_initial == Some(true) && bookmarks {
                     let bm = json!({"kind": res.kind, "apiVersion": res.api_version(),
                         "metadata": {"resourceVersion": last.to_string(), "annotations": {"k8s.io/initial-events-end": "true"}}});
-                    if tx.send(Ok(Frame::data(enc.line("BOOKMARK", bm)))).await.is_err() {
+                    if tx
+                        .send(Ok(Frame::data(enc.line("BOOKMARK", bm))))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }
-                stream_live(live, tx, enc, filter, storage, &prefix, last, bookmarks, &mut deadline).await;
+                stream_live(
+                    live,
+                    tx,
+                    enc,
+                    filter,
+                    storage,
+                    &prefix,
+                    last,
+                    bookmarks,
+                    &mut deadline,
+                )
+                .await;
             });
         }
     }
@@ -185,7 +218,12 @@ async fn stream_live(
 
 /// The line for one event, applying selector transitions: an object that stops matching is
 /// sent as DELETED, one that starts matching as ADDED.
-fn encode_event(enc: &mut Encoder, filter: &Filter, ev: &CacheEvent, _storage: &'static Resource) -> Option<Bytes> {
+fn encode_event(
+    enc: &mut Encoder,
+    filter: &Filter,
+    ev: &CacheEvent,
+    _storage: &'static Resource,
+) -> Option<Bytes> {
     let now = filter.matches(&ev.object);
     let before = ev.prev.as_ref().map(|p| filter.matches(p)).unwrap_or(false);
     let kind = match ev.change {

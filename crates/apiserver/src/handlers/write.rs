@@ -18,8 +18,21 @@ use std::sync::Arc;
 fn tracks_generation(kind: &str) -> bool {
     !matches!(
         kind,
-        "Pod" | "Event" | "Lease" | "ConfigMap" | "Secret" | "Endpoints" | "EndpointSlice" | "Node" | "Namespace" | "ServiceAccount"
-            | "ControllerRevision" | "Role" | "RoleBinding" | "ClusterRole" | "ClusterRoleBinding"
+        "Pod"
+            | "Event"
+            | "Lease"
+            | "ConfigMap"
+            | "Secret"
+            | "Endpoints"
+            | "EndpointSlice"
+            | "Node"
+            | "Namespace"
+            | "ServiceAccount"
+            | "ControllerRevision"
+            | "Role"
+            | "RoleBinding"
+            | "ClusterRole"
+            | "ClusterRoleBinding"
     )
 }
 
@@ -56,11 +69,17 @@ fn decode_object(req: &Req) -> ApiResult<Value> {
 
 pub async fn create(api: &Arc<ApiServer>, req: &Req) -> ApiResult<Response<Body>> {
     if req.rr.name.is_some() && req.rr.subresource.is_none() {
-        return Err(ApiError::method_not_allowed("POST is not allowed on a named resource"));
+        return Err(ApiError::method_not_allowed(
+            "POST is not allowed on a named resource",
+        ));
     }
     let obj = decode_object(req)?;
     let created = create_object(api, req, obj).await?;
-    Ok(render_one_code(req, convert::from_storage(req.rr.resource, created), StatusCode::CREATED))
+    Ok(render_one_code(
+        req,
+        convert::from_storage(req.rr.resource, created),
+        StatusCode::CREATED,
+    ))
 }
 
 /// Create `obj` (storage form). Shared by POST and by server-side apply of an absent object.
@@ -82,7 +101,14 @@ pub async fn create_object(api: &Arc<ApiServer>, req: &Req, mut obj: Value) -> A
                 m.remove("namespace");
             }
         }
-        for k in ["resourceVersion", "uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
+        for k in [
+            "resourceVersion",
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "selfLink",
+        ] {
             m.remove(k);
         }
         m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
@@ -94,10 +120,20 @@ pub async fn create_object(api: &Arc<ApiServer>, req: &Req, mut obj: Value) -> A
         }
     }
     let generate = meta::name(&obj).is_empty()
-        && obj.pointer("/metadata/generateName").and_then(Value::as_str).is_some_and(|g| !g.is_empty());
+        && obj
+            .pointer("/metadata/generateName")
+            .and_then(Value::as_str)
+            .is_some_and(|g| !g.is_empty());
     if generate {
-        let base = obj.pointer("/metadata/generateName").and_then(Value::as_str).unwrap_or("").to_string();
-        meta::meta_mut(&mut obj).insert("name".into(), json!(format!("{base}{}", meta::random_suffix())));
+        let base = obj
+            .pointer("/metadata/generateName")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        meta::meta_mut(&mut obj).insert(
+            "name".into(),
+            json!(format!("{base}{}", meta::random_suffix())),
+        );
     }
     if let Some(status_less) = obj.as_object_mut() {
         if res.kind == "Pod" || res.kind == "Namespace" {
@@ -132,11 +168,22 @@ pub async fn create_object(api: &Arc<ApiServer>, req: &Req, mut obj: Value) -> A
             }
             Err(capstan_store::Error::KeyExists) if generate && attempts < 8 => {
                 attempts += 1;
-                let base = obj.pointer("/metadata/generateName").and_then(Value::as_str).unwrap_or("").to_string();
-                meta::meta_mut(&mut obj).insert("name".into(), json!(format!("{base}{}", meta::random_suffix())));
+                let base = obj
+                    .pointer("/metadata/generateName")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                meta::meta_mut(&mut obj).insert(
+                    "name".into(),
+                    json!(format!("{base}{}", meta::random_suffix())),
+                );
             }
             Err(capstan_store::Error::KeyExists) => {
-                return Err(ApiError::already_exists(req.rr.resource.group, req.rr.resource.plural, &name));
+                return Err(ApiError::already_exists(
+                    req.rr.resource.group,
+                    req.rr.resource.plural,
+                    &name,
+                ));
             }
             Err(e) => return Err(e.into()),
         }
@@ -155,7 +202,11 @@ pub async fn update(api: &Arc<ApiServer>, req: &Req) -> ApiResult<Response<Body>
     let precondition = meta::resource_version(&obj).map(str::to_string);
     let body = obj;
     let out = guaranteed_update(api, req, precondition.as_deref(), |_old| Ok(body.clone())).await?;
-    Ok(render_one_code(req, convert::from_storage(req.rr.resource, out), StatusCode::OK))
+    Ok(render_one_code(
+        req,
+        convert::from_storage(req.rr.resource, out),
+        StatusCode::OK,
+    ))
 }
 
 pub async fn patch(api: &Arc<ApiServer>, req: &Req) -> ApiResult<Response<Body>> {
@@ -191,13 +242,21 @@ pub async fn patch(api: &Arc<ApiServer>, req: &Req) -> ApiResult<Response<Body>>
         Ok(stored)
     })
     .await?;
-    Ok(render_one_code(req, convert::from_storage(res, out), StatusCode::OK))
+    Ok(render_one_code(
+        req,
+        convert::from_storage(res, out),
+        StatusCode::OK,
+    ))
 }
 
 async fn apply(api: &Arc<ApiServer>, req: &Req, applied: Value) -> ApiResult<Response<Body>> {
     let res = req.rr.resource;
     let force = req.flag("force");
-    let Some(manager) = req.param("fieldManager").filter(|m| !m.is_empty()).map(str::to_string) else {
+    let Some(manager) = req
+        .param("fieldManager")
+        .filter(|m| !m.is_empty())
+        .map(str::to_string)
+    else {
         return Err(ApiError::bad_request(
             "PATCH, application/apply-patch+yaml requires a non-empty fieldManager query parameter",
         ));
@@ -216,28 +275,44 @@ async fn apply(api: &Arc<ApiServer>, req: &Req, applied: Value) -> ApiResult<Res
     match read_object(api, req, req.name()).await {
         Err(e) if e.code == 404 && req.rr.subresource.is_none() => {
             let now = meta::now();
-            let obj = capstan_patch::server_side_apply(None, &applied, &manager, force, &schema, &now)
-                .map_err(apply_error)?;
+            let obj =
+                capstan_patch::server_side_apply(None, &applied, &manager, force, &schema, &now)
+                    .map_err(apply_error)?;
             let mut obj = convert::to_storage(res, obj);
             let storage = res.storage_resource();
             meta::set_type(&mut obj, &storage.api_version(), storage.kind);
             let created = create_object(api, req, obj).await?;
-            Ok(render_one_code(req, convert::from_storage(res, created), StatusCode::CREATED))
+            Ok(render_one_code(
+                req,
+                convert::from_storage(res, created),
+                StatusCode::CREATED,
+            ))
         }
         Err(e) => Err(e),
         Ok(_) => {
             let out = guaranteed_update(api, req, None, |old| {
                 let served = convert::from_storage(res, old.clone());
                 let now = meta::now();
-                let obj = capstan_patch::server_side_apply(Some(&served), &applied, &manager, force, &schema, &now)
-                    .map_err(apply_error)?;
+                let obj = capstan_patch::server_side_apply(
+                    Some(&served),
+                    &applied,
+                    &manager,
+                    force,
+                    &schema,
+                    &now,
+                )
+                .map_err(apply_error)?;
                 let mut stored = convert::to_storage(res, obj);
                 let storage = res.storage_resource();
                 meta::set_type(&mut stored, &storage.api_version(), storage.kind);
                 Ok(stored)
             })
             .await?;
-            Ok(render_one_code(req, convert::from_storage(res, out), StatusCode::OK))
+            Ok(render_one_code(
+                req,
+                convert::from_storage(res, out),
+                StatusCode::OK,
+            ))
         }
     }
 }
@@ -273,7 +348,11 @@ where
         let (old, old_rev) = read_object(api, req, &name).await?;
         if let Some(p) = precondition {
             if p != old_rev.to_string() {
-                return Err(ApiError::modified(req.rr.resource.group, req.rr.resource.plural, &name));
+                return Err(ApiError::modified(
+                    req.rr.resource.group,
+                    req.rr.resource.plural,
+                    &name,
+                ));
             }
         }
         let desired = mutate(&old)?;
@@ -293,7 +372,10 @@ where
             return Err(codec::invalid(res, &name, &errs));
         }
         if tracks_generation(res.kind) && sub.is_none() && old.get("spec") != new.get("spec") {
-            let g = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
+            let g = old
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
             meta::meta_mut(&mut new).insert("generation".into(), json!(g + 1));
         }
         let now = meta::now();
@@ -309,11 +391,17 @@ where
             return Ok(new);
         }
         // An object being deleted whose last finalizer was just removed goes away now.
-        let written = if meta::deletion_timestamp(&new).is_some() && meta::finalizers(&new).is_empty() {
-            api.store.delete(&key, Some(old_rev)).await.map(|(rev, _)| rev)
-        } else {
-            api.store.update(&key, codec::encode_stored(&new), old_rev).await
-        };
+        let written =
+            if meta::deletion_timestamp(&new).is_some() && meta::finalizers(&new).is_empty() {
+                api.store
+                    .delete(&key, Some(old_rev))
+                    .await
+                    .map(|(rev, _)| rev)
+            } else {
+                api.store
+                    .update(&key, codec::encode_stored(&new), old_rev)
+                    .await
+            };
         match written {
             Ok(rev) => {
                 meta::meta_mut(&mut new).insert("resourceVersion".into(), json!(rev.to_string()));
@@ -321,15 +409,27 @@ where
             }
             Err(capstan_store::Error::Conflict { .. }) if precondition.is_none() => continue,
             Err(capstan_store::Error::Conflict { .. }) => {
-                return Err(ApiError::modified(req.rr.resource.group, req.rr.resource.plural, &name))
+                return Err(ApiError::modified(
+                    req.rr.resource.group,
+                    req.rr.resource.plural,
+                    &name,
+                ))
             }
             Err(capstan_store::Error::NotFound) => {
-                return Err(ApiError::not_found(req.rr.resource.group, req.rr.resource.plural, &name))
+                return Err(ApiError::not_found(
+                    req.rr.resource.group,
+                    req.rr.resource.plural,
+                    &name,
+                ))
             }
             Err(e) => return Err(e.into()),
         }
     }
-    Err(ApiError::modified(req.rr.resource.group, req.rr.resource.plural, &name))
+    Err(ApiError::modified(
+        req.rr.resource.group,
+        req.rr.resource.plural,
+        &name,
+    ))
 }
 
 /// For the main resource, keep the stored status; for /status, take only the status; for
@@ -342,7 +442,10 @@ fn merge_for_subresource(res: &Resource, sub: Option<&str>, old: &Value, desired
         Some("status") => with_status_of(old.clone(), &desired),
         Some("finalize") => {
             let mut new = old.clone();
-            new["spec"]["finalizers"] = desired.pointer("/spec/finalizers").cloned().unwrap_or(json!([]));
+            new["spec"]["finalizers"] = desired
+                .pointer("/spec/finalizers")
+                .cloned()
+                .unwrap_or(json!([]));
             new
         }
         Some(_) => desired,
@@ -366,7 +469,15 @@ fn with_status_of(mut base: Value, from: &Value) -> Value {
 fn preserve_metadata(_res: &Resource, old: &Value, new: &mut Value) {
     let old_meta = old.get("metadata").cloned().unwrap_or(json!({}));
     let m = meta::meta_mut(new);
-    for k in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "namespace", "name"] {
+    for k in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+        "namespace",
+        "name",
+    ] {
         match old_meta.get(k) {
             Some(v) => {
                 m.insert(k.into(), v.clone());

@@ -10,7 +10,11 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A running etcd from Debian's package, on ports of its own.
@@ -23,16 +27,33 @@ pub struct Etcd {
 impl Etcd {
     /// None (with a notice) when etcd is not installed.
     pub fn start() -> Option<Etcd> {
-        let bin = ["/usr/bin/etcd", "/usr/local/bin/etcd"].into_iter().find(|p| Path::new(p).exists())?;
+        let bin = ["/usr/bin/etcd", "/usr/local/bin/etcd"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())?;
         let dir = tempfile::tempdir().unwrap();
         let (cp, pp) = (free_port(), free_port());
         let client = format!("http://127.0.0.1:{cp}");
         let peer = format!("http://127.0.0.1:{pp}");
         let child = Command::new(bin)
             .args(["--data-dir", dir.path().join("etcd").to_str().unwrap()])
-            .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
-            .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
-            .args(["--initial-cluster", &format!("default={peer}"), "--name", "default"])
+            .args([
+                "--listen-client-urls",
+                &client,
+                "--advertise-client-urls",
+                &client,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &peer,
+            ])
+            .args([
+                "--initial-cluster",
+                &format!("default={peer}"),
+                "--name",
+                "default",
+            ])
             .env("ETCD_UNSUPPORTED_ARCH", std::env::consts::ARCH)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -43,7 +64,11 @@ impl Etcd {
             assert!(Instant::now() < deadline, "etcd did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Some(Etcd { child, _dir: dir, endpoint: format!("etcd://127.0.0.1:{cp}") })
+        Some(Etcd {
+            child,
+            _dir: dir,
+            endpoint: format!("etcd://127.0.0.1:{cp}"),
+        })
     }
 }
 
@@ -89,13 +114,21 @@ impl Out {
 
     /// Panics with both streams unless the command succeeded.
     pub fn ok(self) -> String {
-        assert_eq!(self.code, 0, "command failed\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "command failed\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         self.stdout
     }
 
     /// Panics unless the command failed; returns stderr.
     pub fn err(self) -> String {
-        assert_ne!(self.code, 0, "command unexpectedly succeeded\nstdout:\n{}", self.stdout);
+        assert_ne!(
+            self.code, 0,
+            "command unexpectedly succeeded\nstdout:\n{}",
+            self.stdout
+        );
         self.stderr
     }
 }
@@ -120,7 +153,11 @@ impl Server {
 
     pub fn start_backend(backend: Backend, extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let etcd = if backend == Backend::Etcd { Some(Etcd::start().expect("etcd installed")) } else { None };
+        let etcd = if backend == Backend::Etcd {
+            Some(Etcd::start().expect("etcd installed"))
+        } else {
+            None
+        };
         let mut extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         if let Some(e) = &etcd {
             extra.push("--datastore-endpoint".into());
@@ -167,7 +204,14 @@ impl Server {
         loop {
             if self.kubeconfig.exists() {
                 let out = Command::new("curl")
-                    .args(["-sk", "-o", "/dev/null", "-w", "%{http_code}", &format!("https://127.0.0.1:{}/readyz", self.port)])
+                    .args([
+                        "-sk",
+                        "-o",
+                        "/dev/null",
+                        "-w",
+                        "%{http_code}",
+                        &format!("https://127.0.0.1:{}/readyz", self.port),
+                    ])
                     .output();
                 if let Ok(o) = out {
                     if o.stdout == b"200" {
@@ -180,7 +224,11 @@ impl Server {
                     panic!("capstan exited early ({status}):\n{}", self.log());
                 }
             }
-            assert!(Instant::now() < deadline, "capstan did not become ready:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "capstan did not become ready:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -217,12 +265,21 @@ impl Server {
             .arg("--cache-dir")
             .arg(self.cache.path())
             .args(args)
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("run kubectl");
         if let Some(input) = stdin {
-            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
         }
         Out::from(child.wait_with_output().unwrap())
     }
@@ -257,7 +314,9 @@ impl Drop for Server {
 }
 
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 /// Retry `f` until it returns Some, for up to `secs`.
@@ -267,7 +326,10 @@ pub fn eventually<T>(secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
         if let Some(v) = f() {
             return v;
         }
-        assert!(Instant::now() < deadline, "condition not met within {secs}s");
+        assert!(
+            Instant::now() < deadline,
+            "condition not met within {secs}s"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
