@@ -28,10 +28,11 @@ pub fn user_from_cert(der: &[u8]) -> Option<User> {
         .as_str()
         .ok()?
         .to_string();
-    let groups = subject
+    let mut groups: Vec<String> = subject
         .iter_organization()
         .filter_map(|o| o.as_str().ok().map(str::to_string))
         .collect();
+    groups.push("system:authenticated".into());
     Some(User { name, groups })
 }
 

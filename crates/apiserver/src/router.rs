@@ -25,23 +25,11 @@ pub async fn route(
     if user.is_none() && !auth::is_public(&path) {
         return respond::error(&ApiError::unauthorized());
     }
-    match path.as_str() {
-        "/version" | "/version/" => return json_response(StatusCode::OK, &crate::version_info()),
-        "/livez" | "/healthz" => return respond::text(StatusCode::OK, "ok"),
-        "/readyz" => {
-            return match api.ready().await {
-                Ok(()) => respond::text(StatusCode::OK, "ok"),
-                Err(why) => respond::text(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    &format!("[-]{why}\nreadyz check failed"),
-                ),
-            }
-        }
-        _ => {}
+    if path == "/version" || path == "/version/" {
+        return json_response(StatusCode::OK, &crate::version_info());
     }
-    if path.starts_with("/livez/") || path.starts_with("/healthz/") || path.starts_with("/readyz/")
-    {
-        return respond::text(StatusCode::OK, "ok");
+    if let Some(resp) = health(&api, &path, req.uri().query().unwrap_or("")).await {
+        return resp;
     }
     let (parts, body) = req.into_parts();
     let query: Vec<(String, String)> = parts
@@ -93,4 +81,62 @@ pub fn not_found() -> Response<Body> {
         StatusCode::NOT_FOUND,
         &json!({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"the server could not find the requested resource","reason":"NotFound","details":{},"code":404}),
     )
+}
+
+/// /livez, /readyz, /healthz and their per-check paths, with `?verbose` as kube-apiserver
+/// prints it. Readiness includes the store; liveness does not.
+async fn health(api: &ApiServer, path: &str, query: &str) -> Option<Response<Body>> {
+    let (endpoint, only) = match path
+        .trim_end_matches('/')
+        .split_once('/')
+        .map(|(_, p)| p)?
+        .split_once('/')
+    {
+        Some((e, check)) => (e.to_string(), Some(check.to_string())),
+        None => (path.trim_matches('/').to_string(), None),
+    };
+    if !matches!(endpoint.as_str(), "livez" | "readyz" | "healthz") {
+        return None;
+    }
+    let mut checks: Vec<(&str, Result<(), String>)> = vec![("ping", Ok(())), ("log", Ok(()))];
+    if endpoint != "livez" {
+        checks.push(("etcd", api.ready().await));
+        checks.push(("informer-sync", Ok(())));
+    }
+    if let Some(one) = &only {
+        return Some(match checks.iter().find(|(n, _)| n == one) {
+            Some((_, Ok(()))) => respond::text(StatusCode::OK, "ok"),
+            Some((_, Err(e))) => respond::text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("internal server error: {e}"),
+            ),
+            None => not_found(),
+        });
+    }
+    let failed = checks.iter().any(|(_, r)| r.is_err());
+    let verbose = query
+        .split('&')
+        .any(|kv| kv == "verbose" || kv.starts_with("verbose="));
+    let mut text = String::new();
+    if verbose || failed {
+        for (name, r) in &checks {
+            match r {
+                Ok(()) => text.push_str(&format!("[+]{name} ok\n")),
+                Err(_) => text.push_str(&format!("[-]{name} failed: reason withheld\n")),
+            }
+        }
+        if failed {
+            text.push_str(&format!("{endpoint} check failed"));
+        } else {
+            text.push_str(&format!("{endpoint} check passed\n"));
+        }
+    } else {
+        text.push_str("ok");
+    }
+    let code = if failed {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::OK
+    };
+    Some(respond::text(code, &text))
 }
