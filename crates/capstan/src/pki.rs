@@ -9,13 +9,11 @@ use rcgen::{
     Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Paths of the PEM files in the data dir.
 pub struct Pki {
-    pub dir: PathBuf,
     pub ca_cert: String,
-    pub ca_key: String,
     pub serving_cert: String,
     pub serving_key: String,
     pub admin_cert: String,
@@ -122,9 +120,7 @@ pub fn ensure(data_dir: &Path, sans: &[String]) -> Result<Pki> {
         fs::write(&admin_cert_path, cert)?;
     }
     Ok(Pki {
-        dir: dir.clone(),
         ca_cert,
-        ca_key,
         serving_cert: fs::read_to_string(&serving_cert_path)?,
         serving_key: fs::read_to_string(&serving_key_path)?,
         admin_cert: fs::read_to_string(&admin_cert_path)?,
@@ -215,8 +211,4 @@ pub fn server_tls(pki: &Pki) -> Result<rustls::ServerConfig> {
         .with_single_cert(certs, key)?;
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(cfg)
-}
-
-pub fn ca_issuer_key(pki: &Pki) -> Result<KeyPair> {
-    Ok(KeyPair::from_pem(&pki.ca_key)?)
 }
