@@ -155,8 +155,10 @@ pub fn check_fields(req: &Req, res: &Resource, obj: &Value) -> ApiResult<()> {
             capstan_validation::strict_decoding_message(&unknown),
         ));
     }
-    // Warn: kube-apiserver sends Warning headers; the write goes on.
-    tracing::debug!(fields = ?unknown, "unknown fields ignored");
+    // Warn: kube-apiserver sends one Warning header per unknown field; the write goes on.
+    for f in unknown {
+        req.warn(format!("unknown field \"{}\"", f.trim_start_matches('.')));
+    }
     Ok(())
 }
 

@@ -306,14 +306,18 @@ mod tests {
 
     async fn cache_with(capacity: usize) -> (tempfile::TempDir, Arc<dyn Store>, Arc<WatchCache>) {
         let dir = tempfile::tempdir().unwrap();
-        let ds = capstan_store::Datastore::Embedded { dir: dir.path().join("db") };
+        let ds = capstan_store::Datastore::Embedded {
+            dir: dir.path().join("db"),
+        };
         let store = capstan_store::open(&ds).await.unwrap();
         let cache = WatchCache::start(store.clone(), capacity).await.unwrap();
         (dir, store, cache)
     }
 
     fn obj(name: &str) -> Bytes {
-        Bytes::from(format!(r#"{{"kind":"ConfigMap","apiVersion":"v1","metadata":{{"name":"{name}","namespace":"ns"}}}}"#))
+        Bytes::from(format!(
+            r#"{{"kind":"ConfigMap","apiVersion":"v1","metadata":{{"name":"{name}","namespace":"ns"}}}}"#
+        ))
     }
 
     #[tokio::test]
@@ -322,25 +326,59 @@ mod tests {
         let start = store.current_revision().await.unwrap();
         let mut last = 0;
         for i in 0..10 {
-            last = store.create(&format!("/registry/configmaps/ns/c{i}"), obj(&format!("c{i}"))).await.unwrap();
+            last = store
+                .create(
+                    &format!("/registry/configmaps/ns/c{i}"),
+                    obj(&format!("c{i}")),
+                )
+                .await
+                .unwrap();
         }
         assert!(cache.wait_for(last, Duration::from_secs(5)).await);
         // Only the last 4 events are kept: resuming from the start is 410-worthy.
-        assert!(cache.subscribe("/registry/configmaps/", Some(start)).is_err());
-        let (initial, _rx, rev) = cache.subscribe("/registry/configmaps/", Some(last - 2)).unwrap();
+        assert!(cache
+            .subscribe("/registry/configmaps/", Some(start))
+            .is_err());
+        let (initial, _rx, rev) = cache
+            .subscribe("/registry/configmaps/", Some(last - 2))
+            .unwrap();
         assert_eq!(rev, last);
-        assert_eq!(initial.iter().map(|e| e.revision).collect::<Vec<_>>(), vec![last - 1, last]);
+        assert_eq!(
+            initial.iter().map(|e| e.revision).collect::<Vec<_>>(),
+            vec![last - 1, last]
+        );
         // A watch from "now" starts with the current state as ADDED events.
         let (initial, mut rx, _) = cache.subscribe("/registry/configmaps/ns/", None).unwrap();
         assert_eq!(initial.len(), 10);
         assert!(initial.iter().all(|e| e.change == Change::Added));
-        let kv = store.get("/registry/configmaps/ns/c3").await.unwrap().unwrap();
-        store.update("/registry/configmaps/ns/c3", obj("c3"), kv.mod_revision).await.unwrap();
-        let ev = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+        let kv = store
+            .get("/registry/configmaps/ns/c3")
+            .await
+            .unwrap()
+            .unwrap();
+        store
+            .update("/registry/configmaps/ns/c3", obj("c3"), kv.mod_revision)
+            .await
+            .unwrap();
+        let ev = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(ev.change, Change::Modified);
-        assert_eq!(ev.object.pointer("/metadata/resourceVersion").and_then(Value::as_str), Some(ev.revision.to_string().as_str()));
-        let (cur, _) = store.delete("/registry/configmaps/ns/c3", None).await.unwrap();
-        let ev = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+        assert_eq!(
+            ev.object
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str),
+            Some(ev.revision.to_string().as_str())
+        );
+        let (cur, _) = store
+            .delete("/registry/configmaps/ns/c3", None)
+            .await
+            .unwrap();
+        let ev = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!((ev.change, ev.revision), (Change::Deleted, cur));
         let (items, _) = cache.list("/registry/configmaps/ns/");
         assert_eq!(items.len(), 9);

@@ -25,6 +25,9 @@ pub struct Req {
     pub body: Bytes,
     pub user: User,
     pub rr: ResourceRequest,
+    /// Warnings for the client, sent as `Warning: 299 - "..."` headers (e.g. unknown fields
+    /// under fieldValidation=Warn).
+    pub warnings: std::sync::Mutex<Vec<String>>,
 }
 
 impl Req {
@@ -42,6 +45,7 @@ impl Req {
             body,
             user,
             rr,
+            warnings: Default::default(),
         }
     }
 
@@ -102,10 +106,33 @@ impl Req {
     pub fn dry_run(&self) -> bool {
         self.param("dryRun").is_some_and(|v| v == "All")
     }
+
+    /// Queue a warning for the response.
+    pub fn warn(&self, text: String) {
+        if let Ok(mut w) = self.warnings.lock() {
+            w.push(text);
+        }
+    }
 }
 
 pub async fn handle(api: Arc<ApiServer>, req: Req) -> Response<Body> {
-    match dispatch(&api, &req).await {
+    let resp = handle_inner(&api, &req).await;
+    add_warnings(resp, &req)
+}
+
+fn add_warnings(mut resp: Response<Body>, req: &Req) -> Response<Body> {
+    let warnings = req.warnings.lock().map(|w| w.clone()).unwrap_or_default();
+    for w in warnings {
+        let escaped = w.replace('\\', "\\\\").replace('"', "\\\"");
+        if let Ok(v) = http::HeaderValue::from_str(&format!("299 - \"{escaped}\"")) {
+            resp.headers_mut().append("warning", v);
+        }
+    }
+    resp
+}
+
+async fn handle_inner(api: &Arc<ApiServer>, req: &Req) -> Response<Body> {
+    match dispatch(api, req).await {
         Ok(resp) => resp,
         Err(e) => {
             if e.code >= 500 {

@@ -180,6 +180,7 @@ pub async fn binding(api: &Arc<ApiServer>, req: &Req) -> ApiResult<Response<Body
             subresource: Some("binding".into()),
             ..req.rr.clone()
         },
+        warnings: Default::default(),
     };
     let t = target.clone();
     guaranteed_update(api, &pod_req, None, move |old| {
