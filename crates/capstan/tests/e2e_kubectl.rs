@@ -580,6 +580,16 @@ fn bad_input(s: &Server) {
         )
         .err();
     assert!(e.contains("unknown field") && e.contains("bogus"), "{e}");
+    let warned = s.kubectl_stdin(
+        &["apply", "--validate=warn", "-f", "-"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: warned\nbogus: 1\n",
+    );
+    assert_eq!(warned.code, 0, "{}", warned.stderr);
+    assert!(
+        warned.stderr.contains("Warning: unknown field \"bogus\""),
+        "{}",
+        warned.stderr
+    );
     s.kubectl(&["create", "configmap", "dup", "--from-literal=a=1"])
         .ok();
     let e = s
