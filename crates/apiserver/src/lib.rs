@@ -97,7 +97,7 @@ impl ApiServer {
         bootstrap::ensure(&api).await?;
         // Resume namespace terminations interrupted by a restart.
         let nsres = resources::find("", "v1", "namespaces").expect("registered");
-        for ns in api.cache.list(&nsres.prefix(None)).0 {
+        for ns in api.cache.list_values(&nsres.prefix(None)) {
             if meta::deletion_timestamp(&ns).is_some() {
                 api.spawn_namespace_cleanup(meta::name(&ns).to_string());
             }
@@ -134,7 +134,7 @@ impl ApiServer {
         let res = resources::find("", "v1", "events").expect("registered");
         let cutoff = chrono::Utc::now()
             - chrono::Duration::from_std(self.config.event_ttl).unwrap_or_default();
-        for ev in self.cache.list(&res.prefix(None)).0 {
+        for ev in self.cache.list_values(&res.prefix(None)) {
             let last = [
                 "/lastTimestamp",
                 "/eventTime",

@@ -1,15 +1,21 @@
 //! The in-memory watch cache, fed by one store watch on `/registry/`, as kube-apiserver's
 //! cacher does: lists are served from it and N API watchers cost one store watch.
 //!
+//! Objects are kept as the stored JSON bytes (shared with the store's own copy where the
+//! backend keeps one) plus a small "selectable" projection (name, namespace, labels and the
+//! fields field selectors use), so memory stays close to the size of the data and lists are
+//! written by concatenating bytes. Full objects are parsed only where needed (Tables,
+//! conversions).
+//!
 //! Invariant: the cache applies store events strictly in revision order; `revision` is the
-//! revision of the last applied event, and every object in `objects` carries its mod revision
-//! as `metadata.resourceVersion`.
+//! revision of the last applied event; an object's resourceVersion is its mod revision.
 
+use bytes::Bytes;
 use capstan_store::{EventType, Store};
 use futures::StreamExt;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 use tokio::sync::{broadcast, watch};
 
@@ -31,20 +37,200 @@ impl Change {
     }
 }
 
+/// One object as the cache holds it.
+#[derive(Debug)]
+pub struct CachedObject {
+    /// Stored JSON, without resourceVersion.
+    pub raw: Bytes,
+    /// The revision stamped as metadata.resourceVersion on output.
+    pub revision: i64,
+    /// metadata (name, namespace, labels) and the fields selectors read.
+    pub selectable: Value,
+}
+
+/// Top-level and nested paths copied into the selectable projection: everything
+/// kube-apiserver's field selectors read, across kinds.
+const SELECTABLE: &[&[&str]] = &[
+    &["spec", "nodeName"],
+    &["spec", "restartPolicy"],
+    &["spec", "schedulerName"],
+    &["spec", "serviceAccountName"],
+    &["spec", "hostNetwork"],
+    &["spec", "unschedulable"],
+    &["spec", "clusterIP"],
+    &["spec", "type"],
+    &["status", "phase"],
+    &["status", "podIP"],
+    &["status", "podIPs"],
+    &["status", "nominatedNodeName"],
+    &["status", "replicas"],
+    &["status", "succeeded"],
+    &["type"],
+    &["reason"],
+    &["source"],
+    &["involvedObject"],
+    &["regarding"],
+    &["reportingComponent"],
+    &["reportingController"],
+];
+
+fn project(obj: &Value) -> Value {
+    let mut out = Map::new();
+    let mut meta = Map::new();
+    for k in ["name", "namespace", "labels", "uid", "deletionTimestamp"] {
+        if let Some(v) = obj.pointer(&format!("/metadata/{k}")) {
+            meta.insert(k.into(), v.clone());
+        }
+    }
+    out.insert("metadata".into(), Value::Object(meta));
+    for path in SELECTABLE {
+        let mut cur = obj;
+        let mut found = true;
+        for seg in path.iter() {
+            match cur.get(*seg) {
+                Some(v) => cur = v,
+                None => {
+                    found = false;
+                    break;
+                }
+            }
+        }
+        if !found {
+            continue;
+        }
+        let mut slot = &mut out;
+        for seg in &path[..path.len() - 1] {
+            let entry = slot
+                .entry(seg.to_string())
+                .or_insert_with(|| Value::Object(Map::new()));
+            slot = entry.as_object_mut().expect("projection nodes are objects");
+        }
+        slot.insert(path[path.len() - 1].to_string(), cur.clone());
+    }
+    Value::Object(out)
+}
+
+impl CachedObject {
+    /// Build from stored bytes; None when they are not a JSON object.
+    pub fn new(raw: Bytes, revision: i64) -> Option<CachedObject> {
+        let v: Value = serde_json::from_slice(&raw).ok()?;
+        if !v.is_object() {
+            return None;
+        }
+        Some(CachedObject {
+            selectable: project(&v),
+            raw,
+            revision,
+        })
+    }
+
+    /// The full object, parsed, with its resourceVersion.
+    pub fn value(&self) -> Value {
+        decode_stored(&self.raw, self.revision).unwrap_or(Value::Null)
+    }
+
+    /// Append the object's JSON with its resourceVersion to `out`.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        write_with_rv(&self.raw, self.revision, out);
+    }
+
+    pub fn name(&self) -> &str {
+        self.selectable
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    }
+
+    pub fn namespace(&self) -> Option<&str> {
+        self.selectable
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+    }
+}
+
+/// Write stored JSON with `"resourceVersion":"N"` spliced into its metadata. The API server
+/// writes objects with kind, apiVersion and metadata first, so the splice point is found
+/// without parsing; anything else is parsed and re-serialized.
+pub fn write_with_rv(raw: &[u8], revision: i64, out: &mut Vec<u8>) {
+    const META: &[u8] = b"\"metadata\":{";
+    let head = &raw[..raw.len().min(512)];
+    if let Some(pos) = head.windows(META.len()).position(|w| w == META) {
+        // Only trust the splice when everything before it is kind/apiVersion.
+        let before = &raw[..pos];
+        let simple = before.iter().filter(|b| **b == b'{').count() == 1 && !before.contains(&b'[');
+        if simple {
+            let at = pos + META.len();
+            out.extend_from_slice(&raw[..at]);
+            out.extend_from_slice(b"\"resourceVersion\":\"");
+            out.extend_from_slice(revision.to_string().as_bytes());
+            out.push(b'"');
+            if raw.get(at) != Some(&b'}') {
+                out.push(b',');
+            }
+            out.extend_from_slice(&raw[at..]);
+            return;
+        }
+    }
+    match decode_stored(raw, revision) {
+        Some(v) => serde_json::to_writer(out, &v).expect("Value serializes"),
+        None => out.extend_from_slice(raw),
+    }
+}
+
 /// One change at one revision.
 #[derive(Debug)]
 pub struct CacheEvent {
     pub change: Change,
     pub key: String,
     pub revision: i64,
-    /// The object after the change (for Deleted: the last state, with the deletion revision).
-    pub object: Arc<Value>,
+    /// The object after the change (for Deleted: the last state, at the deletion revision).
+    pub object: Arc<CachedObject>,
     /// The object before the change, for selector transitions.
-    pub prev: Option<Arc<Value>>,
+    pub prev: Option<Arc<CachedObject>>,
+    /// `{"type":..,"object":..}\n` in JSON, built once and shared by every watcher that wants it.
+    line: OnceLock<Bytes>,
+}
+
+impl CacheEvent {
+    fn new(
+        change: Change,
+        key: String,
+        revision: i64,
+        object: Arc<CachedObject>,
+        prev: Option<Arc<CachedObject>>,
+    ) -> Self {
+        CacheEvent {
+            change,
+            key,
+            revision,
+            object,
+            prev,
+            line: OnceLock::new(),
+        }
+    }
+
+    /// The JSON watch line for this event, as type `kind` (the change itself unless a
+    /// selector transition turned it into ADDED/DELETED).
+    pub fn json_line(&self, kind: &str) -> Bytes {
+        let build = || {
+            let mut out = Vec::with_capacity(self.object.raw.len() + 48);
+            out.extend_from_slice(b"{\"type\":\"");
+            out.extend_from_slice(kind.as_bytes());
+            out.extend_from_slice(b"\",\"object\":");
+            self.object.write_json(&mut out);
+            out.extend_from_slice(b"}\n");
+            Bytes::from(out)
+        };
+        if kind == self.change.as_str() {
+            self.line.get_or_init(build).clone()
+        } else {
+            build()
+        }
+    }
 }
 
 struct State {
-    objects: BTreeMap<String, Arc<Value>>,
+    objects: BTreeMap<String, Arc<CachedObject>>,
     revision: i64,
     history: VecDeque<Arc<CacheEvent>>,
     /// Events with revision > oldest can be replayed from history.
@@ -105,8 +291,8 @@ impl WatchCache {
         let list = store.list("/registry/", None, None, 0).await?;
         let mut objects = BTreeMap::new();
         for kv in list.kvs {
-            if let Some(v) = decode_stored(&kv.value, kv.mod_revision) {
-                objects.insert(kv.key, Arc::new(v));
+            if let Some(o) = CachedObject::new(kv.value, kv.mod_revision) {
+                objects.insert(kv.key, Arc::new(o));
             }
         }
         {
@@ -152,12 +338,12 @@ impl WatchCache {
     fn apply(&self, e: capstan_store::Event) {
         let revision = e.kv.mod_revision;
         let key = e.kv.key.clone();
-        let ev = {
+        {
             let mut st = self.state.write().unwrap();
             let prev = st.objects.get(&key).cloned();
             let ev = match e.kind {
                 EventType::Put => {
-                    let Some(obj) = decode_stored(&e.kv.value, revision) else {
+                    let Some(obj) = CachedObject::new(e.kv.value, revision) else {
                         tracing::warn!(%key, "watch cache: undecodable value");
                         return;
                     };
@@ -168,39 +354,15 @@ impl WatchCache {
                     } else {
                         Change::Added
                     };
-                    CacheEvent {
-                        change,
-                        key,
-                        revision,
-                        object: obj,
-                        prev,
-                    }
+                    CacheEvent::new(change, key, revision, obj, prev)
                 }
                 EventType::Delete => {
                     st.objects.remove(&key);
-                    let obj = match &prev {
-                        Some(p) => {
-                            let mut v = (**p).clone();
-                            if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-                                m.insert(
-                                    "resourceVersion".into(),
-                                    Value::String(revision.to_string()),
-                                );
-                            }
-                            Arc::new(v)
-                        }
-                        None => match decode_stored(&e.kv.value, revision) {
-                            Some(v) => Arc::new(v),
-                            None => return,
-                        },
+                    let raw = prev.as_ref().map(|p| p.raw.clone()).unwrap_or(e.kv.value);
+                    let Some(obj) = CachedObject::new(raw, revision) else {
+                        return;
                     };
-                    CacheEvent {
-                        change: Change::Deleted,
-                        key,
-                        revision,
-                        object: obj,
-                        prev,
-                    }
+                    CacheEvent::new(Change::Deleted, key, revision, Arc::new(obj), prev)
                 }
             };
             let ev = Arc::new(ev);
@@ -213,10 +375,8 @@ impl WatchCache {
             st.revision = revision;
             // Sent under the lock so that `subscribe` sees each event either in its snapshot or on
             // its receiver, never both nor neither.
-            let _ = self.events.send(ev.clone());
-            ev
-        };
-        drop(ev);
+            let _ = self.events.send(ev);
+        }
         self.rev.send_replace(revision);
     }
 
@@ -236,7 +396,7 @@ impl WatchCache {
     }
 
     /// Objects under `prefix`, with the cache revision they were read at.
-    pub fn list(&self, prefix: &str) -> (Vec<Arc<Value>>, i64) {
+    pub fn list(&self, prefix: &str) -> (Vec<Arc<CachedObject>>, i64) {
         let st = self.state.read().unwrap();
         let items = st
             .objects
@@ -247,7 +407,12 @@ impl WatchCache {
         (items, st.revision)
     }
 
-    pub fn get(&self, key: &str) -> Option<Arc<Value>> {
+    /// Objects under `prefix`, parsed (for the server's own rare full scans).
+    pub fn list_values(&self, prefix: &str) -> Vec<Value> {
+        self.list(prefix).0.iter().map(|o| o.value()).collect()
+    }
+
+    pub fn get(&self, key: &str) -> Option<Arc<CachedObject>> {
         self.state.read().unwrap().objects.get(key).cloned()
     }
 
@@ -265,18 +430,13 @@ impl WatchCache {
                     .range(prefix.to_string()..)
                     .take_while(|(k, _)| k.starts_with(prefix))
                 {
-                    let revision = v
-                        .pointer("/metadata/resourceVersion")
-                        .and_then(Value::as_str)
-                        .and_then(|s| s.parse().ok())
-                        .unwrap_or(st.revision);
-                    initial.push(Arc::new(CacheEvent {
-                        change: Change::Added,
-                        key: k.clone(),
-                        revision,
-                        object: v.clone(),
-                        prev: None,
-                    }));
+                    initial.push(Arc::new(CacheEvent::new(
+                        Change::Added,
+                        k.clone(),
+                        v.revision,
+                        v.clone(),
+                        None,
+                    )));
                 }
             }
             Some(after) => {
@@ -293,7 +453,7 @@ impl WatchCache {
         Ok((initial, rx, st.revision))
     }
 
-    /// Number of events kept for replay.
+    /// The oldest revision watchers can resume after.
     pub fn oldest_revision(&self) -> i64 {
         self.state.read().unwrap().oldest
     }
@@ -302,7 +462,31 @@ impl WatchCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
+
+    #[test]
+    fn splices_resource_version() {
+        let cases: &[(&str, &str)] = &[
+            (
+                r#"{"kind":"Pod","apiVersion":"v1","metadata":{"name":"a"},"spec":{}}"#,
+                r#"{"kind":"Pod","apiVersion":"v1","metadata":{"resourceVersion":"7","name":"a"},"spec":{}}"#,
+            ),
+            (
+                r#"{"kind":"Pod","apiVersion":"v1","metadata":{}}"#,
+                r#"{"kind":"Pod","apiVersion":"v1","metadata":{"resourceVersion":"7"}}"#,
+            ),
+            (
+                r#"{"spec":{"x":{"metadata":{}}},"metadata":{"name":"b"}}"#,
+                r#"{"spec":{"x":{"metadata":{}}},"metadata":{"name":"b","resourceVersion":"7"}}"#,
+            ),
+        ];
+        for (raw, want) in cases {
+            let mut out = Vec::new();
+            write_with_rv(raw.as_bytes(), 7, &mut out);
+            let got: Value = serde_json::from_slice(&out).unwrap();
+            let want: Value = serde_json::from_str(want).unwrap();
+            assert_eq!(got, want, "{raw}");
+        }
+    }
 
     async fn cache_with(capacity: usize) -> (tempfile::TempDir, Arc<dyn Store>, Arc<WatchCache>) {
         let dir = tempfile::tempdir().unwrap();
@@ -367,10 +551,17 @@ mod tests {
         assert_eq!(ev.change, Change::Modified);
         assert_eq!(
             ev.object
+                .value()
                 .pointer("/metadata/resourceVersion")
                 .and_then(Value::as_str),
             Some(ev.revision.to_string().as_str())
         );
+        let line: Value = serde_json::from_slice(&ev.json_line("MODIFIED")).unwrap();
+        assert_eq!(
+            line["object"]["metadata"]["resourceVersion"],
+            ev.revision.to_string()
+        );
+        assert_eq!(line["object"]["metadata"]["name"], "c3");
         let (cur, _) = store
             .delete("/registry/configmaps/ns/c3", None)
             .await

@@ -250,13 +250,13 @@ pub async fn delete_collection(api: &Arc<ApiServer>, req: &Req) -> ApiResult<Res
         .await;
     let (items, _) = api.cache.list(&res.prefix(req.namespace()));
     let mut deleted = Vec::new();
-    for obj in items.iter().filter(|o| filter.matches(o)) {
+    for obj in items.iter().filter(|o| filter.matches(&o.selectable)) {
         match delete_one(
             api,
             res,
             req.rr.resource,
-            meta::namespace(obj),
-            meta::name(obj),
+            obj.namespace(),
+            obj.name(),
             &opts,
         )
         .await

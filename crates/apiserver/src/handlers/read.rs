@@ -6,6 +6,7 @@ use crate::filter::Filter;
 use crate::respond::{self, json_response};
 use crate::server::Body;
 use crate::status::{ApiError, ApiResult};
+use crate::watchcache::CachedObject;
 use crate::{convert, ApiServer};
 use base64::Engine;
 use hyper::{Response, StatusCode};
@@ -113,28 +114,24 @@ pub async fn list(api: &Arc<ApiServer>, req: &Req) -> ApiResult<Response<Body>> 
     }
     let (items, revision) = api.cache.list(&prefix);
     let start = cont.as_ref().map(|c| c.start.clone());
-    let mut selected: Vec<Arc<Value>> = Vec::new();
+    let mut selected: Vec<&CachedObject> = Vec::new();
     let mut next: Option<String> = None;
     for obj in items.iter() {
         if let Some(s) = &start {
-            let key = storage.key(crate::meta::namespace(obj), crate::meta::name(obj));
+            let key = storage.key(obj.namespace(), obj.name());
             if key.as_str() <= s.as_str() {
                 continue;
             }
         }
-        if !filter.matches(obj) {
+        if !filter.matches(&obj.selectable) {
             continue;
         }
         if limit > 0 && selected.len() == limit {
             let last = selected.last().expect("limit > 0");
-            next = Some(storage.key(crate::meta::namespace(last), crate::meta::name(last)));
+            next = Some(storage.key(last.namespace(), last.name()));
             break;
         }
-        if res.storage_version {
-            selected.push(obj.clone());
-        } else {
-            selected.push(Arc::new(convert::from_storage(res, (**obj).clone())));
-        }
+        selected.push(obj);
     }
     let list_rv = cont.as_ref().map(|c| c.rv).unwrap_or(revision);
     let mut list_meta = json!({"resourceVersion": list_rv.to_string()});
@@ -143,8 +140,16 @@ pub async fn list(api: &Arc<ApiServer>, req: &Req) -> ApiResult<Response<Body>> 
         list_meta["continue"] =
             json!(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token));
     }
+    // Served objects, parsed, for the paths that need whole values.
+    let parsed = || -> Vec<Value> {
+        selected
+            .iter()
+            .map(|o| convert::from_storage(res, o.value()))
+            .collect()
+    };
     if req.wants_table() {
-        let refs: Vec<&Value> = selected.iter().map(|v| v.as_ref()).collect();
+        let values = parsed();
+        let refs: Vec<&Value> = values.iter().collect();
         let t = capstan_printers::tables::table(
             res.kind,
             &refs,
@@ -155,7 +160,7 @@ pub async fn list(api: &Arc<ApiServer>, req: &Req) -> ApiResult<Response<Body>> 
         return Ok(json_response(StatusCode::OK, &t));
     }
     if req.wants_metadata_only() {
-        let items: Vec<Value> = selected
+        let items: Vec<Value> = parsed()
             .iter()
             .map(|o| json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o.get("metadata").cloned().unwrap_or(json!({}))}))
             .collect();
@@ -164,8 +169,9 @@ pub async fn list(api: &Arc<ApiServer>, req: &Req) -> ApiResult<Response<Body>> 
             &json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": list_meta, "items": items}),
         ));
     }
-    // Write the list without building one big Value.
-    let mut out = Vec::with_capacity(64 + selected.len() * 512);
+    // Write the list by concatenating the stored bytes (no parse, no Value).
+    let size: usize = selected.iter().map(|o| o.raw.len() + 32).sum();
+    let mut out = Vec::with_capacity(128 + size);
     out.extend_from_slice(b"{\"kind\":");
     serde_json::to_writer(&mut out, &format!("{}List", res.kind)).expect("writes");
     out.extend_from_slice(b",\"apiVersion\":");
@@ -177,7 +183,12 @@ pub async fn list(api: &Arc<ApiServer>, req: &Req) -> ApiResult<Response<Body>> 
         if i > 0 {
             out.push(b',');
         }
-        serde_json::to_writer(&mut out, item.as_ref()).expect("writes");
+        if res.storage_version {
+            item.write_json(&mut out);
+        } else {
+            serde_json::to_writer(&mut out, &convert::from_storage(res, item.value()))
+                .expect("writes");
+        }
     }
     out.extend_from_slice(b"]}");
     Ok(respond::json_bytes(StatusCode::OK, out))

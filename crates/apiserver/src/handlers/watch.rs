@@ -224,8 +224,12 @@ fn encode_event(
     ev: &CacheEvent,
     _storage: &'static Resource,
 ) -> Option<Bytes> {
-    let now = filter.matches(&ev.object);
-    let before = ev.prev.as_ref().map(|p| filter.matches(p)).unwrap_or(false);
+    let now = filter.matches(&ev.object.selectable);
+    let before = ev
+        .prev
+        .as_ref()
+        .map(|p| filter.matches(&p.selectable))
+        .unwrap_or(false);
     let kind = match ev.change {
         Change::Added if now => "ADDED",
         Change::Modified if now && before => "MODIFIED",
@@ -234,6 +238,11 @@ fn encode_event(
         Change::Deleted if before || now => "DELETED",
         _ => return None,
     };
-    let obj = convert::from_storage(enc.res, (*ev.object).clone());
+    // Plain JSON watches of the storage version share one encoded line per event.
+    if !enc.table && enc.res.storage_version {
+        enc.first = false;
+        return Some(ev.json_line(kind));
+    }
+    let obj = convert::from_storage(enc.res, ev.object.value());
     Some(enc.line(kind, obj))
 }

@@ -155,10 +155,10 @@ pub async fn create_object(api: &Arc<ApiServer>, req: &Req, mut obj: Value) -> A
     if req.dry_run() {
         return Ok(obj);
     }
-    let name = meta::name(&obj).to_string();
-    let key = res.key(ns.as_deref(), &name);
     let mut attempts = 0;
     loop {
+        let name = meta::name(&obj).to_string();
+        let key = res.key(ns.as_deref(), &name);
         let bytes = codec::encode_stored(&obj);
         match api.store.create(&key, bytes).await {
             Ok(rev) => {
