@@ -136,7 +136,7 @@ pub fn check_type(res: &Resource, obj: &mut Value) -> ApiResult<()> {
 /// Type-check the object against its kind's schema (a body that does not decode is a 400, as
 /// in kube-apiserver), then honour fieldValidation=Strict|Warn|Ignore for unknown fields.
 pub fn check_fields(req: &Req, res: &Resource, obj: &Value) -> ApiResult<()> {
-    let types = capstan_validation::type_errors(res.group, res.version, res.kind, obj);
+    let (types, unknown) = capstan_validation::check_object(res.group, res.version, res.kind, obj);
     if !types.is_empty() {
         return Err(ApiError::bad_request(
             capstan_validation::decode_error_message(res.kind, res.version, &types),
@@ -146,7 +146,6 @@ pub fn check_fields(req: &Req, res: &Resource, obj: &Value) -> ApiResult<()> {
     if mode.eq_ignore_ascii_case("Ignore") {
         return Ok(());
     }
-    let unknown = capstan_validation::unknown_fields(res, obj);
     if unknown.is_empty() {
         return Ok(());
     }

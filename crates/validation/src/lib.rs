@@ -114,6 +114,34 @@ pub fn validate(
     if !types.is_empty() {
         return types.iter().map(TypeError::to_field_error).collect();
     }
+    validate_semantics(res, obj, old, subresource)
+}
+
+/// Type errors and unknown fields of an object in one schema walk (the typed decode runs only
+/// when the walk found no type error), for the API server's decode step.
+pub fn check_object(
+    group: &str,
+    version: &str,
+    kind: &str,
+    obj: &Value,
+) -> (Vec<TypeError>, Vec<String>) {
+    let checked = schema::check(group, version, kind, obj);
+    let types = if checked.types.is_empty() {
+        schema::type_errors_decode_only(group, version, kind, obj)
+    } else {
+        checked.types
+    };
+    (types, checked.unknown)
+}
+
+/// [`validate`] without its type check, for callers that type-checked the object already
+/// (with [`check_object`] or [`type_errors`]).
+pub fn validate_semantics(
+    res: &Resource,
+    obj: &Value,
+    old: Option<&Value>,
+    subresource: Option<&str>,
+) -> Vec<FieldError> {
     let mut errs = Vec::new();
     if is_review(res) {
         return errs;

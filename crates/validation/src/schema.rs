@@ -288,8 +288,23 @@ pub(crate) fn check(group: &str, version: &str, kind: &str, obj: &Value) -> Find
 /// Type errors in `obj` for group/version/kind, then (when the walk found none) the decoder's
 /// own complaint, if any. Missing required fields are left to validation (`Required value`).
 pub fn type_errors(group: &str, version: &str, kind: &str, obj: &Value) -> Vec<TypeError> {
-    let mut found = check(group, version, kind, obj).types;
+    let found = check(group, version, kind, obj).types;
     if found.is_empty() {
+        type_errors_decode_only(group, version, kind, obj)
+    } else {
+        found
+    }
+}
+
+/// The typed-decode half of [`type_errors`], for objects whose schema walk found no error.
+pub(crate) fn type_errors_decode_only(
+    group: &str,
+    version: &str,
+    kind: &str,
+    obj: &Value,
+) -> Vec<TypeError> {
+    let mut found = Vec::new();
+    {
         if let Some(Err(msg)) = dispatch(group, version, kind, Decode(obj)) {
             if !msg.starts_with("missing field") {
                 found.push(TypeError {

@@ -146,7 +146,7 @@ pub async fn create_object(api: &Arc<ApiServer>, req: &Req, mut obj: Value) -> A
         capstan_validation::job_generate_selector(&mut obj);
     }
     admission::admit_create(api, res, &mut obj).await?;
-    let errs = capstan_validation::validate(res, &obj, None, None);
+    let errs = capstan_validation::validate_semantics(res, &obj, None, None);
     if !errs.is_empty() {
         return Err(codec::invalid(res, meta::name(&obj), &errs));
     }
@@ -365,8 +365,8 @@ where
         // The scale and binding subresources change the main object; it is validated as such.
         let errs = match sub {
             Some("binding") => Vec::new(),
-            Some("scale") => capstan_validation::validate(res, &new, Some(&old), None),
-            _ => capstan_validation::validate(res, &new, Some(&old), sub),
+            Some("scale") => capstan_validation::validate_semantics(res, &new, Some(&old), None),
+            _ => capstan_validation::validate_semantics(res, &new, Some(&old), sub),
         };
         if !errs.is_empty() {
             return Err(codec::invalid(res, &name, &errs));
