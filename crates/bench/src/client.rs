@@ -17,6 +17,7 @@ use tokio_rustls::TlsConnector;
 #[derive(Clone)]
 pub struct Tls {
     connector: TlsConnector,
+    h2: TlsConnector,
     pub port: u16,
 }
 
@@ -36,10 +37,32 @@ impl Tls {
             .with_safe_default_protocol_versions()?
             .with_root_certificates(roots)
             .with_client_auth_cert(certs, key)?;
+        let mut h2 = cfg.clone();
+        h2.alpn_protocols = vec![b"h2".to_vec()];
         Ok(Tls {
             connector: TlsConnector::from(Arc::new(cfg)),
+            h2: TlsConnector::from(Arc::new(h2)),
             port,
         })
+    }
+
+    /// One HTTP/2 connection (ALPN h2); clone the sender to multiplex streams over it.
+    pub async fn connect_h2(&self) -> Result<H2> {
+        let tcp = TcpStream::connect(("127.0.0.1", self.port)).await?;
+        tcp.set_nodelay(true)?;
+        let tls = self
+            .h2
+            .connect(ServerName::try_from("127.0.0.1")?.to_owned(), tcp)
+            .await?;
+        let (sender, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            TokioIo::new(tls),
+        )
+        .await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(H2 { sender })
     }
 
     pub async fn connect(&self) -> Result<Conn> {
@@ -93,6 +116,24 @@ impl Conn {
             String::from_utf8_lossy(&bytes)
         );
         Ok(bytes)
+    }
+}
+
+/// An HTTP/2 connection.
+#[derive(Clone)]
+pub struct H2 {
+    sender: hyper::client::conn::http2::SendRequest<Full<Bytes>>,
+}
+
+impl H2 {
+    pub async fn get(&mut self, path: &str) -> Result<hyper::Response<Incoming>> {
+        self.sender.ready().await?;
+        let req = hyper::Request::builder()
+            .method("GET")
+            .uri(format!("https://127.0.0.1{path}"))
+            .header("accept", "application/json")
+            .body(Full::new(Bytes::new()))?;
+        Ok(self.sender.send_request(req).await?)
     }
 }
 

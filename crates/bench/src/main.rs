@@ -76,6 +76,8 @@ struct Figures {
     list: Summary,
     list_items: usize,
     watch: Vec<(usize, Summary)>,
+    /// Server CPU use during each watch measurement, in cores.
+    watch_server_cpu: Vec<f64>,
     rss_idle_kb: u64,
     rss_loaded_kb: u64,
     loaded_pods: usize,
@@ -177,9 +179,16 @@ async fn run(server: &procs::Server, sizes: &Sizes) -> Result<Figures> {
     eprintln!("list of {}: {}", f.list_items, f.list.short());
     // 3. watch delivery.
     for watchers in [1usize, sizes.watchers_many] {
+        let (cpu0, t0) = (server.cpu_secs(), Instant::now());
         let s = watch_latency(&tls, watchers, sizes.watch_events).await?;
-        eprintln!("watch delivery at {watchers} watchers: {}", s.short());
+        let share = (server.cpu_secs() - cpu0) / t0.elapsed().as_secs_f64();
+        eprintln!(
+            "watch delivery at {watchers} watchers: {} (server used {:.0}% of a core)",
+            s.short(),
+            share * 100.0
+        );
         f.watch.push((watchers, s));
+        f.watch_server_cpu.push(share);
     }
     // 4. RSS with many pods stored.
     let already = 3 * sizes.creates_per_level + sizes.list_pods + 2 * sizes.watch_events;
@@ -232,6 +241,9 @@ async fn creates(
     Ok((all.len() as f64 / secs, Summary::of(&mut all)))
 }
 
+/// Watch streams per HTTP/2 connection in the watch measurement.
+const WATCHES_PER_CONN: usize = 100;
+
 /// Open `watchers` watches on the "watch" namespace, then create `events` pods a few ms apart;
 /// latency = event received at a watcher − create request sent.
 async fn watch_latency(tls: &Tls, watchers: usize, events: usize) -> Result<Summary> {
@@ -248,8 +260,14 @@ async fn watch_latency(tls: &Tls, watchers: usize, events: usize) -> Result<Summ
     let tag = format!("w{watchers}-");
     let mut handles = Vec::new();
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(watchers);
-    for _ in 0..watchers {
-        let tls = tls.clone();
+    // Watches are multiplexed over HTTP/2 connections, WATCHES_PER_CONN streams each, as
+    // client-go does with its shared transport.
+    let mut conns = Vec::new();
+    for _ in 0..watchers.div_ceil(WATCHES_PER_CONN) {
+        conns.push(tls.connect_h2().await?);
+    }
+    for w in 0..watchers {
+        let mut conn = conns[w / WATCHES_PER_CONN].clone();
         let (sent, samples, rv, tag, ready) = (
             sent.clone(),
             samples.clone(),
@@ -258,9 +276,8 @@ async fn watch_latency(tls: &Tls, watchers: usize, events: usize) -> Result<Summ
             ready_tx.clone(),
         );
         handles.push(tokio::spawn(async move {
-            let mut conn = tls.connect().await?;
             let resp = conn
-                .send("GET", &format!("/api/v1/namespaces/watch/pods?watch=true&resourceVersion={rv}&timeoutSeconds=120"), None)
+                .get(&format!("/api/v1/namespaces/watch/pods?watch=true&resourceVersion={rv}&timeoutSeconds=120"))
                 .await?;
             let _ = ready.send(()).await;
             let mut body = resp.into_body();
@@ -367,6 +384,15 @@ fn print_table(results: &[(String, Figures)], sizes: &Sizes) {
             results
                 .iter()
                 .map(|(_, f)| f.watch[i].1.p50_p99())
+                .collect(),
+        );
+    }
+    for (i, w) in [1usize, sizes.watchers_many].iter().enumerate() {
+        row(
+            &format!("  server CPU during it, {w} watchers"),
+            results
+                .iter()
+                .map(|(_, f)| format!("{:.0}% of a core", f.watch_server_cpu[i] * 100.0))
                 .collect(),
         );
     }

@@ -107,6 +107,18 @@ impl Server {
         Ok(s)
     }
 
+    /// CPU time (user + system) the server process has used so far, in seconds.
+    pub fn cpu_secs(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the command name (which is in parentheses): utime and stime are the
+        // 12th and 13th of them, in clock ticks (100 per second on Linux).
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        (ticks(11) + ticks(12)) / 100.0
+    }
+
     /// Resident set size of the server process, in KiB.
     pub fn rss_kb(&self) -> u64 {
         std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))

@@ -197,12 +197,32 @@ async fn stream_live(
             }
             ev = live.recv() => match ev {
                 Ok(ev) => {
-                    if ev.revision <= last || !ev.key.starts_with(prefix) {
-                        continue;
+                    // Send what is already queued in one frame: under load this turns many
+                    // small writes (and TLS records) into one.
+                    let mut lines: Vec<Bytes> = Vec::new();
+                    let mut next = Some(ev);
+                    while let Some(ev) = next.take() {
+                        if ev.revision > last && ev.key.starts_with(prefix) {
+                            last = ev.revision;
+                            if let Some(line) = encode_event(&mut enc, &filter, &ev, storage) {
+                                lines.push(line);
+                            }
+                        }
+                        if lines.len() < 64 {
+                            match live.try_recv() {
+                                Ok(more) => next = Some(more),
+                                Err(broadcast::error::TryRecvError::Lagged(_)) => {
+                                    let e = ApiError::gone(format!("too old resource version: {last}"));
+                                    lines.push(error_event(&e));
+                                    let _ = tx.send(Ok(Frame::data(concat(lines)))).await;
+                                    return;
+                                }
+                                Err(_) => {}
+                            }
+                        }
                     }
-                    last = ev.revision;
-                    if let Some(line) = encode_event(&mut enc, &filter, &ev, storage) {
-                        if tx.send(Ok(Frame::data(line))).await.is_err() { return; }
+                    if !lines.is_empty() && tx.send(Ok(Frame::data(concat(lines)))).await.is_err() {
+                        return;
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
@@ -214,6 +234,17 @@ async fn stream_live(
             }
         }
     }
+}
+
+fn concat(mut lines: Vec<Bytes>) -> Bytes {
+    if lines.len() == 1 {
+        return lines.pop().expect("one line");
+    }
+    let mut out = Vec::with_capacity(lines.iter().map(Bytes::len).sum());
+    for l in &lines {
+        out.extend_from_slice(l);
+    }
+    Bytes::from(out)
 }
 
 /// The line for one event, applying selector transitions: an object that stops matching is
