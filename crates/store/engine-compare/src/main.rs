@@ -27,7 +27,10 @@ fn writer<F: FnMut(&[(String, Vec<u8>)]) + Send + 'static>(mut commit: F) -> std
                     break;
                 }
             }
-            let rows: Vec<(String, Vec<u8>)> = batch.iter().map(|(k, v, _)| (k.clone(), v.clone())).collect();
+            let rows: Vec<(String, Vec<u8>)> = batch
+                .iter()
+                .map(|(k, v, _)| (k.clone(), v.clone()))
+                .collect();
             commit(&rows);
             for (_, _, done) in batch {
                 let _ = done.send(());
@@ -45,7 +48,11 @@ fn sqlite(dir: &std::path::Path) -> std_mpsc::Sender<Req> {
     writer(move |rows| {
         let tx = conn.transaction().unwrap();
         {
-            let mut stmt = tx.prepare_cached("INSERT INTO kv (key, value, create_rev, mod_rev) VALUES (?1, ?2, ?3, ?3)").unwrap();
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT INTO kv (key, value, create_rev, mod_rev) VALUES (?1, ?2, ?3, ?3)",
+                )
+                .unwrap();
             for (k, v) in rows {
                 rev += 1;
                 stmt.execute(rusqlite::params![k, v, rev]).unwrap();
@@ -88,7 +95,12 @@ async fn run_channel(tx: std_mpsc::Sender<Req>, clients: usize, tag: &str) -> (f
             for i in 0..PER_LEVEL / clients {
                 let (done, wait) = oneshot::channel();
                 let t = Instant::now();
-                tx.send((format!("/registry/pods/{tag}/p-{c}-{i}"), vec![b'x'; VALUE], done)).unwrap();
+                tx.send((
+                    format!("/registry/pods/{tag}/p-{c}-{i}"),
+                    vec![b'x'; VALUE],
+                    done,
+                ))
+                .unwrap();
                 wait.await.unwrap();
                 lat.push(t.elapsed());
             }
@@ -113,7 +125,13 @@ async fn run_store(store: Arc<dyn Store>, clients: usize, tag: &str) -> (f64, f6
             let mut lat = Vec::new();
             for i in 0..PER_LEVEL / clients {
                 let t = Instant::now();
-                store.create(&format!("/registry/pods/{tag}/p-{c}-{i}"), Bytes::from(vec![b'x'; VALUE])).await.unwrap();
+                store
+                    .create(
+                        &format!("/registry/pods/{tag}/p-{c}-{i}"),
+                        Bytes::from(vec![b'x'; VALUE]),
+                    )
+                    .await
+                    .unwrap();
                 lat.push(t.elapsed());
             }
             lat
@@ -128,18 +146,35 @@ async fn run_store(store: Arc<dyn Store>, clients: usize, tag: &str) -> (f64, f6
 }
 
 fn dir_size(p: &std::path::Path) -> u64 {
-    std::fs::read_dir(p).map(|d| d.flatten().map(|e| e.metadata().map(|m| m.len()).unwrap_or(0)).sum()).unwrap_or(0)
+    std::fs::read_dir(p)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 #[tokio::main]
 async fn main() {
-    println!("{:<10} {:>8} {:>14} {:>14} {:>14}", "clients", "", "capstan log", "SQLite WAL", "redb");
+    println!(
+        "{:<10} {:>8} {:>14} {:>14} {:>14}",
+        "clients", "", "capstan log", "SQLite WAL", "redb"
+    );
     let tmp = tempfile::tempdir().unwrap();
-    let (d1, d2, d3) = (tmp.path().join("log"), tmp.path().join("sqlite"), tmp.path().join("redb"));
+    let (d1, d2, d3) = (
+        tmp.path().join("log"),
+        tmp.path().join("sqlite"),
+        tmp.path().join("redb"),
+    );
     for d in [&d1, &d2, &d3] {
         std::fs::create_dir_all(d).unwrap();
     }
-    let store: Arc<dyn Store> = Arc::new(capstan_store::embedded::EmbeddedStore::open(&d1, Default::default()).await.unwrap());
+    let store: Arc<dyn Store> = Arc::new(
+        capstan_store::embedded::EmbeddedStore::open(&d1, Default::default())
+            .await
+            .unwrap(),
+    );
     let sq = sqlite(&d2);
     let rb = redb_engine(&d3);
     for clients in [1usize, 16, 64] {
@@ -147,8 +182,25 @@ async fn main() {
         let a = run_store(store.clone(), clients, &tag).await;
         let b = run_channel(sq.clone(), clients, &tag).await;
         let c = run_channel(rb.clone(), clients, &tag).await;
-        println!("{:<10} {:>8} {:>14.0} {:>14.0} {:>14.0}", clients, "create/s", a.0, b.0, c.0);
-        println!("{:<10} {:>8} {:>14} {:>14} {:>14}", "", "p50/p99", format!("{:.2}/{:.2}", a.1, a.2), format!("{:.2}/{:.2}", b.1, b.2), format!("{:.2}/{:.2}", c.1, c.2));
+        println!(
+            "{:<10} {:>8} {:>14.0} {:>14.0} {:>14.0}",
+            clients, "create/s", a.0, b.0, c.0
+        );
+        println!(
+            "{:<10} {:>8} {:>14} {:>14} {:>14}",
+            "",
+            "p50/p99",
+            format!("{:.2}/{:.2}", a.1, a.2),
+            format!("{:.2}/{:.2}", b.1, b.2),
+            format!("{:.2}/{:.2}", c.1, c.2)
+        );
     }
-    println!("{:<10} {:>8} {:>14} {:>14} {:>14}", "on disk", "KiB", dir_size(&d1) / 1024, dir_size(&d2) / 1024, dir_size(&d3) / 1024);
+    println!(
+        "{:<10} {:>8} {:>14} {:>14} {:>14}",
+        "on disk",
+        "KiB",
+        dir_size(&d1) / 1024,
+        dir_size(&d2) / 1024,
+        dir_size(&d3) / 1024
+    );
 }
