@@ -20,7 +20,8 @@ pub fn from_storage(res: &Resource, mut obj: Value) -> Value {
     }
 }
 
-/// The object in its storage form (from its form at `res`).
+/// The object in its storage form (from its form at `res`), with the storage version's
+/// apiVersion and kind (callers have checked the type against `res` already).
 pub fn to_storage(res: &Resource, obj: Value) -> Value {
     if res.storage_version {
         return obj;

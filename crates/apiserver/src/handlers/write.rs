@@ -61,9 +61,7 @@ fn decode_object(req: &Req) -> ApiResult<Value> {
     let res = req.rr.resource;
     codec::check_type(res, &mut obj)?;
     codec::check_fields(req, res, &obj)?;
-    let mut obj = convert::to_storage(res, obj);
-    let storage = res.storage_resource();
-    meta::set_type(&mut obj, &storage.api_version(), storage.kind);
+    let obj = convert::to_storage(res, obj);
     Ok(obj)
 }
 
@@ -236,9 +234,7 @@ pub async fn patch(api: &Arc<ApiServer>, req: &Req) -> ApiResult<Response<Body>>
         let mut patched = patched;
         codec::check_type(res, &mut patched)?;
         codec::check_fields(req, res, &patched)?;
-        let mut stored = convert::to_storage(res, patched);
-        let storage = res.storage_resource();
-        meta::set_type(&mut stored, &storage.api_version(), storage.kind);
+        let stored = convert::to_storage(res, patched);
         Ok(stored)
     })
     .await?;
@@ -278,9 +274,7 @@ async fn apply(api: &Arc<ApiServer>, req: &Req, applied: Value) -> ApiResult<Res
             let obj =
                 capstan_patch::server_side_apply(None, &applied, &manager, force, &schema, &now)
                     .map_err(apply_error)?;
-            let mut obj = convert::to_storage(res, obj);
-            let storage = res.storage_resource();
-            meta::set_type(&mut obj, &storage.api_version(), storage.kind);
+            let obj = convert::to_storage(res, obj);
             let created = create_object(api, req, obj).await?;
             Ok(render_one_code(
                 req,
@@ -302,9 +296,7 @@ async fn apply(api: &Arc<ApiServer>, req: &Req, applied: Value) -> ApiResult<Res
                     &now,
                 )
                 .map_err(apply_error)?;
-                let mut stored = convert::to_storage(res, obj);
-                let storage = res.storage_resource();
-                meta::set_type(&mut stored, &storage.api_version(), storage.kind);
+                let stored = convert::to_storage(res, obj);
                 Ok(stored)
             })
             .await?;
