@@ -65,487 +65,72 @@ macro_rules! r {
 }
 
 /// Every resource Capstan serves, in discovery order.
+#[rustfmt::skip]
 pub static RESOURCES: &[Resource] = &[
     // core/v1
-    r!(
-        "",
-        "v1",
-        "Namespace",
-        "namespaces",
-        "namespace",
-        false,
-        &["ns"],
-        NONE,
-        &["status", "finalize"],
-        "namespaces"
-    ),
-    r!(
-        "",
-        "v1",
-        "Pod",
-        "pods",
-        "pod",
-        true,
-        &["po"],
-        ALL,
-        &[
-            "status",
-            "binding",
-            "eviction",
-            "log",
-            "exec",
-            "attach",
-            "portforward",
-            "ephemeralcontainers"
-        ],
-        "pods"
-    ),
-    r!(
-        "",
-        "v1",
-        "Service",
-        "services",
-        "service",
-        true,
-        &["svc"],
-        ALL,
-        &["status", "proxy"],
-        "services/specs"
-    ),
-    r!(
-        "",
-        "v1",
-        "Endpoints",
-        "endpoints",
-        "endpoints",
-        true,
-        &["ep"],
-        NONE,
-        NONE,
-        "services/endpoints"
-    ),
-    r!(
-        "",
-        "v1",
-        "ConfigMap",
-        "configmaps",
-        "configmap",
-        true,
-        &["cm"],
-        NONE,
-        NONE,
-        "configmaps"
-    ),
+    r!("", "v1", "Namespace", "namespaces", "namespace", false, &["ns"], NONE, &["status", "finalize"], "namespaces"),
+    r!("", "v1", "Pod", "pods", "pod", true, &["po"], ALL, &[ "status", "binding", "eviction", "log", "exec", "attach", "portforward", "ephemeralcontainers" ], "pods"),
+    r!("", "v1", "Service", "services", "service", true, &["svc"], ALL, &["status", "proxy"], "services/specs"),
+    r!("", "v1", "Endpoints", "endpoints", "endpoints", true, &["ep"], NONE, NONE, "services/endpoints"),
+    r!("", "v1", "ConfigMap", "configmaps", "configmap", true, &["cm"], NONE, NONE, "configmaps"),
     r!("", "v1", "Secret", "secrets", "secret", true, NONE, NONE, NONE, "secrets"),
-    r!(
-        "",
-        "v1",
-        "ServiceAccount",
-        "serviceaccounts",
-        "serviceaccount",
-        true,
-        &["sa"],
-        NONE,
-        &["token"],
-        "serviceaccounts"
-    ),
-    r!(
-        "",
-        "v1",
-        "Node",
-        "nodes",
-        "node",
-        false,
-        &["no"],
-        NONE,
-        &["status", "proxy"],
-        "minions"
-    ),
-    r!(
-        "",
-        "v1",
-        "Event",
-        "events",
-        "event",
-        true,
-        &["ev"],
-        NONE,
-        NONE,
-        "events"
-    ),
-    r!(
-        "",
-        "v1",
-        "ReplicationController",
-        "replicationcontrollers",
-        "replicationcontroller",
-        true,
-        &["rc"],
-        ALL,
-        &["status", "scale"],
-        "controllers"
-    ),
-    r!(
-        "",
-        "v1",
-        "ResourceQuota",
-        "resourcequotas",
-        "resourcequota",
-        true,
-        &["quota"],
-        NONE,
-        &["status"],
-        "resourcequotas"
-    ),
-    r!(
-        "",
-        "v1",
-        "LimitRange",
-        "limitranges",
-        "limitrange",
-        true,
-        &["limits"],
-        NONE,
-        NONE,
-        "limitranges"
-    ),
-    r!(
-        "",
-        "v1",
-        "PersistentVolumeClaim",
-        "persistentvolumeclaims",
-        "persistentvolumeclaim",
-        true,
-        &["pvc"],
-        NONE,
-        &["status"],
-        "persistentvolumeclaims"
-    ),
-    r!(
-        "",
-        "v1",
-        "PersistentVolume",
-        "persistentvolumes",
-        "persistentvolume",
-        false,
-        &["pv"],
-        NONE,
-        &["status"],
-        "persistentvolumes"
-    ),
+    r!("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", true, &["sa"], NONE, &["token"], "serviceaccounts"),
+    r!("", "v1", "Node", "nodes", "node", false, &["no"], NONE, &["status", "proxy"], "minions"),
+    r!("", "v1", "Event", "events", "event", true, &["ev"], NONE, NONE, "events"),
+    r!("", "v1", "ReplicationController", "replicationcontrollers", "replicationcontroller", true, &["rc"], ALL, &["status", "scale"], "controllers"),
+    r!("", "v1", "ResourceQuota", "resourcequotas", "resourcequota", true, &["quota"], NONE, &["status"], "resourcequotas"),
+    r!("", "v1", "LimitRange", "limitranges", "limitrange", true, &["limits"], NONE, NONE, "limitranges"),
+    r!("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", "persistentvolumeclaim", true, &["pvc"], NONE, &["status"], "persistentvolumeclaims"),
+    r!("", "v1", "PersistentVolume", "persistentvolumes", "persistentvolume", false, &["pv"], NONE, &["status"], "persistentvolumes"),
     // apps/v1
-    r!(
-        "apps",
-        "v1",
-        "Deployment",
-        "deployments",
-        "deployment",
-        true,
-        &["deploy"],
-        ALL,
-        &["status", "scale"],
-        "deployments"
-    ),
-    r!(
-        "apps",
-        "v1",
-        "ReplicaSet",
-        "replicasets",
-        "replicaset",
-        true,
-        &["rs"],
-        ALL,
-        &["status", "scale"],
-        "replicasets"
-    ),
-    r!(
-        "apps",
-        "v1",
-        "DaemonSet",
-        "daemonsets",
-        "daemonset",
-        true,
-        &["ds"],
-        ALL,
-        &["status"],
-        "daemonsets"
-    ),
-    r!(
-        "apps",
-        "v1",
-        "StatefulSet",
-        "statefulsets",
-        "statefulset",
-        true,
-        &["sts"],
-        ALL,
-        &["status", "scale"],
-        "statefulsets"
-    ),
-    r!(
-        "apps",
-        "v1",
-        "ControllerRevision",
-        "controllerrevisions",
-        "controllerrevision",
-        true,
-        NONE,
-        NONE,
-        NONE,
-        "controllerrevisions"
-    ),
+    r!("apps", "v1", "Deployment", "deployments", "deployment", true, &["deploy"], ALL, &["status", "scale"], "deployments"),
+    r!("apps", "v1", "ReplicaSet", "replicasets", "replicaset", true, &["rs"], ALL, &["status", "scale"], "replicasets"),
+    r!("apps", "v1", "DaemonSet", "daemonsets", "daemonset", true, &["ds"], ALL, &["status"], "daemonsets"),
+    r!("apps", "v1", "StatefulSet", "statefulsets", "statefulset", true, &["sts"], ALL, &["status", "scale"], "statefulsets"),
+    r!("apps", "v1", "ControllerRevision", "controllerrevisions", "controllerrevision", true, NONE, NONE, NONE, "controllerrevisions"),
     // batch/v1
-    r!(
-        "batch",
-        "v1",
-        "Job",
-        "jobs",
-        "job",
-        true,
-        NONE,
-        ALL,
-        &["status"],
-        "jobs"
-    ),
-    r!(
-        "batch",
-        "v1",
-        "CronJob",
-        "cronjobs",
-        "cronjob",
-        true,
-        &["cj"],
-        ALL,
-        &["status"],
-        "cronjobs"
-    ),
+    r!("batch", "v1", "Job", "jobs", "job", true, NONE, ALL, &["status"], "jobs"),
+    r!("batch", "v1", "CronJob", "cronjobs", "cronjob", true, &["cj"], ALL, &["status"], "cronjobs"),
     // autoscaling: v2 is the storage version; v1 is served by conversion.
-    r!(
-        "autoscaling",
-        "v2",
-        "HorizontalPodAutoscaler",
-        "horizontalpodautoscalers",
-        "horizontalpodautoscaler",
-        true,
-        &["hpa"],
-        ALL,
-        &["status"],
-        "horizontalpodautoscalers"
-    ),
+    r!("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", "horizontalpodautoscaler", true, &["hpa"], ALL, &["status"], "horizontalpodautoscalers"),
     Resource {
         storage_version: false,
-        ..r!(
-            "autoscaling",
-            "v1",
-            "HorizontalPodAutoscaler",
-            "horizontalpodautoscalers",
-            "horizontalpodautoscaler",
-            true,
-            &["hpa"],
-            ALL,
-            &["status"],
-            "horizontalpodautoscalers"
-        )
+        ..r!("autoscaling", "v1", "HorizontalPodAutoscaler", "horizontalpodautoscalers", "horizontalpodautoscaler", true, &["hpa"], ALL, &["status"], "horizontalpodautoscalers")
     },
     // policy/v1
-    r!(
-        "policy",
-        "v1",
-        "PodDisruptionBudget",
-        "poddisruptionbudgets",
-        "poddisruptionbudget",
-        true,
-        &["pdb"],
-        NONE,
-        &["status"],
-        "poddisruptionbudgets"
-    ),
+    r!("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", "poddisruptionbudget", true, &["pdb"], NONE, &["status"], "poddisruptionbudgets"),
     // scheduling.k8s.io/v1
-    r!(
-        "scheduling.k8s.io",
-        "v1",
-        "PriorityClass",
-        "priorityclasses",
-        "priorityclass",
-        false,
-        &["pc"],
-        NONE,
-        NONE,
-        "priorityclasses"
-    ),
+    r!("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", "priorityclass", false, &["pc"], NONE, NONE, "priorityclasses"),
     // coordination.k8s.io/v1
-    r!(
-        "coordination.k8s.io",
-        "v1",
-        "Lease",
-        "leases",
-        "lease",
-        true,
-        NONE,
-        NONE,
-        NONE,
-        "leases"
-    ),
+    r!("coordination.k8s.io", "v1", "Lease", "leases", "lease", true, NONE, NONE, NONE, "leases"),
     // discovery.k8s.io/v1
-    r!(
-        "discovery.k8s.io",
-        "v1",
-        "EndpointSlice",
-        "endpointslices",
-        "endpointslice",
-        true,
-        NONE,
-        NONE,
-        NONE,
-        "endpointslices"
-    ),
+    r!("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", true, NONE, NONE, NONE, "endpointslices"),
     // events.k8s.io/v1: the same objects as core/v1 events, converted.
     Resource {
         storage_version: false,
-        ..r!(
-            "events.k8s.io",
-            "v1",
-            "Event",
-            "events",
-            "event",
-            true,
-            &["ev"],
-            NONE,
-            NONE,
-            "events"
-        )
+        ..r!("events.k8s.io", "v1", "Event", "events", "event", true, &["ev"], NONE, NONE, "events")
     },
     // rbac.authorization.k8s.io/v1 (stored; enforced later)
-    r!(
-        "rbac.authorization.k8s.io",
-        "v1",
-        "Role",
-        "roles",
-        "role",
-        true,
-        NONE,
-        NONE,
-        NONE,
-        "roles"
-    ),
-    r!(
-        "rbac.authorization.k8s.io",
-        "v1",
-        "RoleBinding",
-        "rolebindings",
-        "rolebinding",
-        true,
-        NONE,
-        NONE,
-        NONE,
-        "rolebindings"
-    ),
-    r!(
-        "rbac.authorization.k8s.io",
-        "v1",
-        "ClusterRole",
-        "clusterroles",
-        "clusterrole",
-        false,
-        NONE,
-        NONE,
-        NONE,
-        "clusterroles"
-    ),
-    r!(
-        "rbac.authorization.k8s.io",
-        "v1",
-        "ClusterRoleBinding",
-        "clusterrolebindings",
-        "clusterrolebinding",
-        false,
-        NONE,
-        NONE,
-        NONE,
-        "clusterrolebindings"
-    ),
+    r!("rbac.authorization.k8s.io", "v1", "Role", "roles", "role", true, NONE, NONE, NONE, "roles"),
+    r!("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", "rolebinding", true, NONE, NONE, NONE, "rolebindings"),
+    r!("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", "clusterrole", false, NONE, NONE, NONE, "clusterroles"),
+    r!("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", "clusterrolebinding", false, NONE, NONE, NONE, "clusterrolebindings"),
     // networking.k8s.io/v1 (stored)
-    r!(
-        "networking.k8s.io",
-        "v1",
-        "Ingress",
-        "ingresses",
-        "ingress",
-        true,
-        &["ing"],
-        NONE,
-        &["status"],
-        "ingress"
-    ),
-    r!(
-        "networking.k8s.io",
-        "v1",
-        "NetworkPolicy",
-        "networkpolicies",
-        "networkpolicy",
-        true,
-        &["netpol"],
-        NONE,
-        NONE,
-        "networkpolicies"
-    ),
-    r!(
-        "networking.k8s.io",
-        "v1",
-        "IngressClass",
-        "ingressclasses",
-        "ingressclass",
-        false,
-        NONE,
-        NONE,
-        NONE,
-        "ingressclasses"
-    ),
+    r!("networking.k8s.io", "v1", "Ingress", "ingresses", "ingress", true, &["ing"], NONE, &["status"], "ingress"),
+    r!("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", "networkpolicy", true, &["netpol"], NONE, NONE, "networkpolicies"),
+    r!("networking.k8s.io", "v1", "IngressClass", "ingressclasses", "ingressclass", false, NONE, NONE, NONE, "ingressclasses"),
     // Review-style resources: create only, never stored.
     Resource {
         verbs: VERBS_CREATE,
-        ..r!(
-            "authorization.k8s.io",
-            "v1",
-            "SelfSubjectAccessReview",
-            "selfsubjectaccessreviews",
-            "selfsubjectaccessreview",
-            false,
-            NONE,
-            NONE,
-            NONE,
-            ""
-        )
+        ..r!("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", "selfsubjectaccessreview", false, NONE, NONE, NONE, "")
     },
     Resource {
         verbs: VERBS_CREATE,
-        ..r!(
-            "authorization.k8s.io",
-            "v1",
-            "SubjectAccessReview",
-            "subjectaccessreviews",
-            "subjectaccessreview",
-            false,
-            NONE,
-            NONE,
-            NONE,
-            ""
-        )
+        ..r!("authorization.k8s.io", "v1", "SubjectAccessReview", "subjectaccessreviews", "subjectaccessreview", false, NONE, NONE, NONE, "")
     },
     Resource {
         verbs: VERBS_CREATE,
-        ..r!(
-            "authentication.k8s.io",
-            "v1",
-            "SelfSubjectReview",
-            "selfsubjectreviews",
-            "selfsubjectreview",
-            false,
-            NONE,
-            NONE,
-            NONE,
-            ""
-        )
+        ..r!("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", "selfsubjectreview", false, NONE, NONE, NONE, "")
     },
 ];
 
