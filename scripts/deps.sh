@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian packages Capstan and its tests use (idempotent; needs root).
 set -euo pipefail
-pkgs=(etcd-server etcd-client protobuf-compiler python3-kubernetes curl ca-certificates)
+pkgs=(etcd-server etcd-client protobuf-compiler python3-kubernetes curl ca-certificates
+      containerd runc crun containernetworking-plugins nftables conntrack iproute2 busybox-static gcc libc6-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

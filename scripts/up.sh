@@ -9,6 +9,8 @@ cargo build --release --locked -p capstan
 install -m 0755 target/release/capstan /usr/local/bin/capstan
 data=/var/lib/capstan
 mkdir -p "$data"
+# The pause and busybox images, built offline and queued for the node agent.
+[ -f "$data/agent/images/pause.tar" ] || /usr/local/bin/capstan images build-builtin --out "$data/agent/images"
 if [ -f "$data/server.pid" ] && kill -0 "$(cat "$data/server.pid")" 2>/dev/null; then
   echo "capstan server already running (pid $(cat "$data/server.pid"))"
 else

@@ -1,6 +1,7 @@
 //! `capstan`: one binary for the whole platform. `capstan server` runs the control plane
 //! (API server on an embedded store or etcd); later subcommands add the agent and tools.
 
+mod images;
 mod pki;
 mod server;
 
@@ -27,6 +28,9 @@ struct Cli {
 enum Command {
     /// Run the control plane (API server, on an embedded store unless --datastore-endpoint).
     Server(server::ServerArgs),
+    /// Node images: build the built-in ones, import tarballs, list.
+    #[command(subcommand)]
+    Images(images::ImagesCommand),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -45,5 +49,6 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Command::Server(args) => rt.block_on(server::run(args)),
+        Command::Images(cmd) => images::run(cmd),
     }
 }

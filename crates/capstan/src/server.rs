@@ -43,7 +43,7 @@ pub struct ServerArgs {
     pub write_kubeconfig: Option<PathBuf>,
 }
 
-fn default_data_dir() -> PathBuf {
+pub fn default_data_dir() -> PathBuf {
     let is_root = std::fs::metadata("/proc/self")
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
         .unwrap_or(false);
