@@ -41,6 +41,12 @@ pub struct ServerArgs {
     /// Where to write the admin kubeconfig (default <data-dir>/admin.kubeconfig).
     #[arg(long)]
     pub write_kubeconfig: Option<PathBuf>,
+    /// Name of this node (default: the hostname).
+    #[arg(long)]
+    pub node_name: Option<String>,
+    /// A CRI socket to use instead of starting containerd.
+    #[arg(long)]
+    pub container_runtime_endpoint: Option<PathBuf>,
 }
 
 pub fn default_data_dir() -> PathBuf {
@@ -152,12 +158,48 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         elapsed_ms = started.elapsed().as_millis() as u64,
         "capstan server ready"
     );
-    if !args.disable_agent {
-        tracing::info!("node agent not started: this build has no node agent yet (pass --disable-agent to silence)");
-    }
+    let (stop_agent, agent_stopped) = tokio::sync::oneshot::channel::<()>();
+    let agent = if args.disable_agent {
+        None
+    } else {
+        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .unwrap_or_default()
+            .trim()
+            .to_lowercase();
+        let cfg = capstan_agent::AgentConfig {
+            data_dir: data_dir.clone(),
+            node_name: args.node_name.clone().unwrap_or(if hostname.is_empty() {
+                "capstan".into()
+            } else {
+                hostname
+            }),
+            api_host: "127.0.0.1".into(),
+            api_port: args.https_listen_port,
+            cluster_cidr: args.cluster_cidr.clone(),
+            runtime_endpoint: args.container_runtime_endpoint.clone(),
+            control_plane: true,
+        };
+        Some(tokio::spawn(async move {
+            // The control plane keeps serving if the node agent cannot start (say, no containerd).
+            if let Err(e) = capstan_agent::run(cfg, async {
+                let _ = agent_stopped.await;
+            })
+            .await
+            {
+                tracing::error!(
+                    error = format!("{e:#}"),
+                    "node agent failed; the control plane keeps running"
+                );
+            }
+        }))
+    };
     tokio::select! {
         _ = serving => {}
         _ = shutdown_signal() => tracing::info!("shutting down"),
+    }
+    let _ = stop_agent.send(());
+    if let Some(a) = agent {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), a).await;
     }
     Ok(())
 }

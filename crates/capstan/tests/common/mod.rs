@@ -95,6 +95,8 @@ pub struct Server {
     cache: tempfile::TempDir,
     pub etcd: Option<Etcd>,
     extra: Vec<String>,
+    /// Whether the node agent runs (it starts its own containerd under the data dir).
+    agent: bool,
 }
 
 pub struct Out {
@@ -171,6 +173,24 @@ impl Server {
             cache: tempfile::tempdir().unwrap(),
             etcd,
             extra,
+            agent: false,
+        };
+        s.spawn();
+        s
+    }
+
+    /// A server that also runs its node agent (root and containerd needed), named `node`.
+    pub fn start_with_agent(node: &str) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Server {
+            child: None,
+            kubeconfig: dir.path().join("admin.kubeconfig"),
+            dir,
+            port: free_port(),
+            cache: tempfile::tempdir().unwrap(),
+            etcd: None,
+            extra: vec!["--node-name".into(), node.into()],
+            agent: true,
         };
         s.spawn();
         s
@@ -182,8 +202,13 @@ impl Server {
             .append(true)
             .open(self.dir.path().join("server.log"))
             .unwrap();
-        let child = Command::new(binary())
-            .args(["server", "--disable-agent", "--bind-address", "127.0.0.1"])
+        let mut cmd = Command::new(binary());
+        cmd.arg("server");
+        if !self.agent {
+            cmd.arg("--disable-agent");
+        }
+        let child = cmd
+            .args(["--bind-address", "127.0.0.1"])
             .args(["--https-listen-port", &self.port.to_string()])
             .args(["--data-dir", self.dir.path().to_str().unwrap()])
             .args(&self.extra)
@@ -307,8 +332,39 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
+            if self.agent {
+                // SIGTERM lets the agent stop the containerd it started; wait for that.
+                let _ = Command::new("kill")
+                    .args(["-TERM", &c.id().to_string()])
+                    .status();
+                let deadline = Instant::now() + Duration::from_secs(15);
+                while Instant::now() < deadline && matches!(c.try_wait(), Ok(None)) {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
             let _ = c.kill();
             let _ = c.wait();
+        }
+        if self.agent {
+            // Whatever is left of containerd (by the PID it recorded) and its mounts.
+            let pid_file = self.dir.path().join("containerd/containerd.pid");
+            if let Ok(pid) = std::fs::read_to_string(&pid_file) {
+                let pid = pid.trim();
+                if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                    let _ = Command::new("kill").args(["-KILL", pid]).status();
+                }
+            }
+            let prefix = self.dir.path().to_string_lossy().to_string();
+            let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+            let mut points: Vec<&str> = mounts
+                .lines()
+                .filter_map(|l| l.split_whitespace().nth(1))
+                .filter(|p| p.starts_with(&prefix))
+                .collect();
+            points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+            for p in points {
+                let _ = Command::new("umount").args(["-l", p]).status();
+            }
         }
     }
 }

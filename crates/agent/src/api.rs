@@ -1,0 +1,90 @@
+//! A small HTTPS client for the agent's calls to the API server (JSON over HTTP/1.1, a
+//! connection per call, client-certificate authentication).
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer, ServerName};
+use serde_json::Value;
+use std::path::Path;
+use std::sync::Arc;
+use tokio_rustls::TlsConnector;
+
+/// Where the API server is and how to authenticate.
+#[derive(Clone)]
+pub struct Api {
+    connector: TlsConnector,
+    host: String,
+    port: u16,
+}
+
+/// An answer: status code and JSON body (Null when the body is not JSON).
+pub struct Answer {
+    pub code: u16,
+    pub body: Value,
+}
+
+impl Api {
+    /// Credentials from a server's data dir (`tls/ca.crt`, `tls/client-admin.{crt,key}`).
+    pub fn from_data_dir(data_dir: &Path, host: &str, port: u16) -> Result<Api> {
+        let tls = data_dir.join("tls");
+        let mut roots = rustls::RootCertStore::empty();
+        for c in
+            CertificateDer::pem_file_iter(tls.join("ca.crt")).context("reading the cluster CA")?
+        {
+            roots.add(c?)?;
+        }
+        let certs: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_file_iter(tls.join("client-admin.crt"))?
+                .collect::<Result<_, _>>()?;
+        let key = PrivateKeyDer::from_pem_file(tls.join("client-admin.key"))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let cfg = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(certs, key)?;
+        Ok(Api {
+            connector: TlsConnector::from(Arc::new(cfg)),
+            host: host.to_string(),
+            port,
+        })
+    }
+
+    pub async fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Answer> {
+        let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port)).await?;
+        let tls = self
+            .connector
+            .connect(ServerName::try_from(self.host.clone())?, tcp)
+            .await?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let bytes = body
+            .map(|b| serde_json::to_vec(b).expect("serializes"))
+            .unwrap_or_default();
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", &self.host)
+            .header("accept", "application/json");
+        if body.is_some() {
+            let ct = if method == "PATCH" {
+                "application/merge-patch+json"
+            } else {
+                "application/json"
+            };
+            req = req.header("content-type", ct);
+        }
+        let resp = sender
+            .send_request(req.body(Full::new(Bytes::from(bytes)))?)
+            .await?;
+        let code = resp.status().as_u16();
+        let raw = resp.into_body().collect().await?.to_bytes();
+        Ok(Answer {
+            code,
+            body: serde_json::from_slice(&raw).unwrap_or(Value::Null),
+        })
+    }
+}

@@ -1,0 +1,191 @@
+//! The node agent: supervises containerd (or uses a given CRI endpoint), registers the Node
+//! with the API server and keeps its status and Lease fresh.
+//!
+//! Running pods (sandboxes, containers, volumes, CNI, status, logs, exec) is the next step of
+//! issue #3 and is not here yet: this crate currently makes the node real, not its pods.
+
+pub mod api;
+pub mod containerd;
+pub mod cri;
+pub mod node;
+
+use anyhow::{Context, Result};
+use serde_json::json;
+use std::path::PathBuf;
+
+/// The kubelet version the node reports.
+pub const KUBELET_VERSION: &str = "v1.32.4+capstan";
+
+/// How an agent runs.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub data_dir: PathBuf,
+    pub node_name: String,
+    pub api_host: String,
+    pub api_port: u16,
+    pub cluster_cidr: String,
+    /// A CRI socket to use instead of starting containerd.
+    pub runtime_endpoint: Option<PathBuf>,
+    /// Label the node as a control-plane node (the server's own agent).
+    pub control_plane: bool,
+}
+
+fn read_trim(path: &str) -> String {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+fn memory_kib() -> u64 {
+    read_trim("/proc/meminfo")
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+fn disk_kib(dir: &std::path::Path) -> u64 {
+    std::process::Command::new("df")
+        .arg("-Pk")
+        .arg(dir)
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .nth(1)
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn internal_ip() -> String {
+    std::process::Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "scope", "global"])
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout).lines().find_map(|l| {
+                l.split_whitespace()
+                    .skip_while(|w| *w != "inet")
+                    .nth(1)
+                    .map(|a| a.split('/').next().unwrap_or("").to_string())
+            })
+        })
+        .unwrap_or_else(|| "127.0.0.1".into())
+}
+
+fn os_image() -> String {
+    read_trim("/etc/os-release")
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("PRETTY_NAME=")
+                .map(|v| v.trim_matches('"').to_string())
+        })
+        .unwrap_or_else(|| "Linux".into())
+}
+
+/// Gather the host facts for the Node object.
+pub fn host_facts(cfg: &AgentConfig, runtime_version: String) -> node::HostFacts {
+    node::HostFacts {
+        name: cfg.node_name.clone(),
+        cpus: std::thread::available_parallelism()
+            .map(|n| n.get() as u64)
+            .unwrap_or(1),
+        memory_kib: memory_kib(),
+        ephemeral_kib: disk_kib(&cfg.data_dir),
+        internal_ip: internal_ip(),
+        hostname: read_trim("/proc/sys/kernel/hostname"),
+        kernel: read_trim("/proc/sys/kernel/osrelease"),
+        os_image: os_image(),
+        arch: capstan_images::archive::oci_arch(),
+        machine_id: read_trim("/etc/machine-id"),
+        boot_id: read_trim("/proc/sys/kernel/random/boot_id"),
+        runtime_version,
+        pod_cidr: String::new(),
+        control_plane: cfg.control_plane,
+    }
+}
+
+fn now() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+fn now_micro() -> String {
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string()
+}
+
+/// Run the agent until `shutdown` resolves; containerd (if started here) is stopped then.
+pub async fn run(cfg: AgentConfig, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
+    let started = match &cfg.runtime_endpoint {
+        Some(_) => None,
+        None => Some(containerd::Containerd::start(&cfg.data_dir).await?),
+    };
+    let socket = cfg
+        .runtime_endpoint
+        .clone()
+        .unwrap_or_else(|| capstan_images::containerd_socket(&cfg.data_dir));
+    if let Some(c) = &started {
+        tracing::info!(pid = c.pid(), socket = %socket.display(), "containerd started");
+    }
+    let pending = capstan_images::pending_dir(&cfg.data_dir);
+    let sock = socket.clone();
+    match tokio::task::spawn_blocking(move || capstan_images::import_dir(&sock, &pending)).await? {
+        Ok(files) if !files.is_empty() => tracing::info!(count = files.len(), "images imported"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "importing queued images"),
+    }
+    let mut rt = cri::connect(&socket).await?;
+    let version = cri::runtime_version(&mut rt).await.context("CRI Version")?;
+    let api = api::Api::from_data_dir(&cfg.data_dir, &cfg.api_host, cfg.api_port)?;
+    let mut facts = host_facts(&cfg, version);
+    let mut node_obj = node::register(&api, &mut facts, &cfg.cluster_cidr).await?;
+    tracing::info!(node = %facts.name, pod_cidr = %facts.pod_cidr, runtime = %facts.runtime_version, "node agent started");
+    let heartbeat = async {
+        let mut tick = tokio::time::interval(node::HEARTBEAT);
+        loop {
+            tick.tick().await;
+            // Ready needs both the runtime and its pod network, as the kubelet reports it.
+            let (ready, msg) = match cri::runtime_ready(&mut rt).await {
+                Ok((runtime, network, msg)) => (runtime && network, msg),
+                Err(e) => (false, e.to_string()),
+            };
+            let status = node::node_status(
+                &facts,
+                ready,
+                &msg,
+                &now(),
+                &node::conditions_by_type(&node_obj),
+            );
+            let path = format!("/api/v1/nodes/{}/status", facts.name);
+            match api
+                .call("PATCH", &path, Some(&json!({"status": status})))
+                .await
+            {
+                Ok(a) if a.code == 200 => node_obj = a.body,
+                Ok(a) if a.code == 404 => {
+                    if let Ok(n) = node::register(&api, &mut facts, &cfg.cluster_cidr).await {
+                        node_obj = n;
+                    }
+                }
+                Ok(a) => tracing::warn!(code = a.code, body = %a.body, "node status update"),
+                Err(e) => tracing::warn!(error = %e, "node status update"),
+            }
+            if let Err(e) = node::renew_lease(&api, &facts.name, &now_micro()).await {
+                tracing::warn!(error = %e, "lease renewal");
+            }
+        }
+    };
+    tokio::select! {
+        _ = heartbeat => {}
+        _ = shutdown => {}
+    }
+    if let Some(c) = started {
+        c.stop().await;
+    }
+    Ok(())
+}
