@@ -1,10 +1,12 @@
 //! The node agent: supervises containerd (or uses a given CRI endpoint), registers the Node
 //! with the API server and keeps its status and Lease fresh.
 //!
-//! Running pods (sandboxes, containers, volumes, CNI, status, logs, exec) is the next step of
-//! issue #3 and is not here yet: this crate currently makes the node real, not its pods.
+//! It also writes the node's CNI configuration (bridge + host-local on the podCIDR). Running
+//! pods (sandboxes, containers, volumes, status, logs, exec) is the next step of issue #3 and
+//! is not here yet: this crate currently makes the node real, not its pods.
 
 pub mod api;
+pub mod cni;
 pub mod containerd;
 pub mod cri;
 pub mod node;
@@ -144,6 +146,15 @@ pub async fn run(cfg: AgentConfig, shutdown: impl std::future::Future<Output = (
     let api = api::Api::from_data_dir(&cfg.data_dir, &cfg.api_host, cfg.api_port)?;
     let mut facts = host_facts(&cfg, version);
     let mut node_obj = node::register(&api, &mut facts, &cfg.cluster_cidr).await?;
+    cni::install(&cfg.data_dir, &facts.pod_cidr).context("writing the CNI configuration")?;
+    // containerd loads the CNI config asynchronously; give it a moment so the first status
+    // already reports the network (bounded: the heartbeat reports whatever is true).
+    for _ in 0..50 {
+        if matches!(cri::runtime_ready(&mut rt).await, Ok((true, true, _))) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     tracing::info!(node = %facts.name, pod_cidr = %facts.pod_cidr, runtime = %facts.runtime_version, "node agent started");
     let heartbeat = async {
         let mut tick = tokio::time::interval(node::HEARTBEAT);

@@ -73,15 +73,26 @@ fn agent_registers_a_node_with_its_lease_and_images() {
         conds,
         ["MemoryPressure", "DiskPressure", "PIDPressure", "Ready"]
     );
-    // No pod network yet (CNI comes with the pod work), so Ready is False for that reason,
-    // exactly as a kubelet reports a runtime whose network is not ready.
-    let ready = &node["status"]["conditions"][3];
-    if ready["status"] == "False" {
-        assert!(
-            ready["message"].as_str().unwrap().contains("NetworkReady"),
-            "{ready}"
-        );
-    }
+    // With the CNI config written, containerd reports its network ready and the node is Ready.
+    let ready: Value = eventually(30, || {
+        let o = s.kubectl(&[
+            "get",
+            "node",
+            "capstan-test-node",
+            "-o",
+            "jsonpath={.status.conditions[3]}",
+        ]);
+        serde_json::from_str::<Value>(&o.stdout)
+            .ok()
+            .filter(|c| c["status"] == "True")
+    });
+    assert_eq!(ready["reason"], "KubeletReady", "{ready}");
+    let conflist =
+        std::fs::read_to_string(s.dir.path().join("agent/cni/10-capstan.conflist")).unwrap();
+    assert!(
+        conflist.contains("10.42.0.0/24") && conflist.contains("host-local"),
+        "{conflist}"
+    );
     let wide = s.kubectl(&["get", "nodes", "-o", "wide"]).ok();
     let header: Vec<&str> = wide.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(

@@ -97,6 +97,8 @@ pub struct Server {
     extra: Vec<String>,
     /// Whether the node agent runs (it starts its own containerd under the data dir).
     agent: bool,
+    /// net.ipv4.ip_forward before an agent server started (the agent turns it on), restored on drop.
+    ip_forward: Option<String>,
 }
 
 pub struct Out {
@@ -174,6 +176,7 @@ impl Server {
             etcd,
             extra,
             agent: false,
+            ip_forward: None,
         };
         s.spawn();
         s
@@ -191,6 +194,7 @@ impl Server {
             etcd: None,
             extra: vec!["--node-name".into(), node.into()],
             agent: true,
+            ip_forward: std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").ok(),
         };
         s.spawn();
         s
@@ -365,6 +369,9 @@ impl Drop for Server {
             for p in points {
                 let _ = Command::new("umount").args(["-l", p]).status();
             }
+        }
+        if let Some(v) = &self.ip_forward {
+            let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", v.trim());
         }
     }
 }
