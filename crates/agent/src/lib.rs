@@ -10,6 +10,7 @@ pub mod cni;
 pub mod containerd;
 pub mod cri;
 pub mod node;
+pub mod podstatus;
 
 use anyhow::{Context, Result};
 use serde_json::json;
