@@ -1,57 +1,84 @@
 //! The processes a benchmark run starts — etcd and `capstan server` — on loopback ports of
-//! their own, killed by PID when dropped.
+//! their own with data dirs in temp dirs; each is killed by PID and its temp dir removed when
+//! its guard is dropped.
 
 use anyhow::{bail, Context, Result};
+use std::fs::File;
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// The etcd the benchmark starts (Debian's etcd-server package).
+const ETCD: &str = "/usr/bin/etcd";
 
 fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// The last lines of a log file, for error messages.
+fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
+/// A child process killed (by PID, through `Child::kill`) and reaped on drop.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A single-member etcd on loopback.
 pub struct Etcd {
-    child: Child,
+    // Field order matters: the process dies before its data dir is removed.
+    child: Guard,
     _dir: tempfile::TempDir,
     pub endpoint: String,
 }
 
 impl Etcd {
     pub fn start() -> Result<Etcd> {
-        let dir = tempfile::tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("capstan-bench-etcd")
+            .tempdir()?;
         let (cp, pp) = (free_port()?, free_port()?);
         let client = format!("http://127.0.0.1:{cp}");
         let peer = format!("http://127.0.0.1:{pp}");
-        let child = Command::new("etcd")
-            .args(["--data-dir", dir.path().join("etcd").to_str().unwrap()])
+        let log = dir.path().join("etcd.log");
+        let data = dir.path().join("data");
+        let child = Command::new(ETCD)
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--name", "bench", "--initial-cluster-state", "new"])
+            .args(["--listen-client-urls", &client])
+            .args(["--advertise-client-urls", &client])
+            .args(["--listen-peer-urls", &peer])
+            .args(["--initial-advertise-peer-urls", &peer])
+            .args(["--initial-cluster", &format!("bench={peer}")])
             .args([
-                "--listen-client-urls",
-                &client,
-                "--advertise-client-urls",
-                &client,
+                "--listen-metrics-urls",
+                &format!("http://127.0.0.1:{}", free_port()?),
             ])
-            .args([
-                "--listen-peer-urls",
-                &peer,
-                "--initial-advertise-peer-urls",
-                &peer,
-            ])
-            .args([
-                "--initial-cluster",
-                &format!("default={peer}"),
-                "--name",
-                "default",
-            ])
+            // 8 GiB: room for 100k pods and their history.
             .args(["--quota-backend-bytes", &(8u64 << 30).to_string()])
+            .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(File::create(&log)?)
             .spawn()
-            .context("starting etcd (apt-get install etcd-server)")?;
-        let deadline = Instant::now() + Duration::from_secs(20);
+            .with_context(|| format!("starting {ETCD} (apt-get install etcd-server)"))?;
+        let mut child = Guard(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", cp)).is_err() {
+            if let Some(status) = child.0.try_wait()? {
+                bail!("etcd exited ({status}):\n{}", log_tail(&log));
+            }
             if Instant::now() > deadline {
-                bail!("etcd did not start");
+                bail!("etcd did not listen within 30 s:\n{}", log_tail(&log));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -61,81 +88,147 @@ impl Etcd {
             endpoint: format!("etcd://127.0.0.1:{cp}"),
         })
     }
-}
 
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    /// Resident set size of the etcd process, in KiB.
+    pub fn rss_kb(&self) -> Result<u64> {
+        rss_kb(self.child.0.id())
     }
 }
 
+/// `capstan server --disable-agent` on loopback.
 pub struct Server {
-    child: Child,
-    pub dir: tempfile::TempDir,
+    // Field order matters: the process dies before its data dir is removed.
+    child: Guard,
+    dir: tempfile::TempDir,
     pub port: u16,
+    log: PathBuf,
 }
 
 impl Server {
+    /// Start the server and wait until it has written its certificates (readiness is checked
+    /// over HTTPS by the caller, with [`crate::client::Tls::wait_ready`]).
     pub fn start(bin: &Path, datastore: Option<&str>) -> Result<Server> {
-        let dir = tempfile::tempdir()?;
+        let dir = tempfile::Builder::new().prefix("capstan-bench").tempdir()?;
         let port = free_port()?;
+        let log = dir.path().join("server.log");
+        let data = dir.path().join("data");
         let mut cmd = Command::new(bin);
         cmd.args(["server", "--disable-agent", "--bind-address", "127.0.0.1"])
             .args(["--https-listen-port", &port.to_string()])
-            .args(["--data-dir", dir.path().to_str().unwrap()])
+            .arg("--data-dir")
+            .arg(&data)
             .env("CAPSTAN_LOG", "warn")
+            .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+            .stderr(File::create(&log)?);
         if let Some(ep) = datastore {
             cmd.args(["--datastore-endpoint", ep]);
         }
         let child = cmd
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
-        let s = Server { child, dir, port };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !(s.dir.path().join("admin.kubeconfig").exists()
-            && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok())
-        {
+        let mut s = Server {
+            child: Guard(child),
+            dir,
+            port,
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let files = [
+            "admin.kubeconfig",
+            "tls/ca.crt",
+            "tls/client-admin.crt",
+            "tls/client-admin.key",
+        ];
+        while !files.iter().all(|f| data.join(f).exists()) {
+            if let Some(status) = s.child.0.try_wait()? {
+                bail!("capstan server exited ({status}):\n{}", s.log_tail());
+            }
             if Instant::now() > deadline {
-                bail!("capstan server did not start");
+                bail!(
+                    "capstan server wrote no certificates within 60 s:\n{}",
+                    s.log_tail()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        std::thread::sleep(Duration::from_millis(500));
         Ok(s)
+    }
+
+    /// The server's data dir.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn log_tail(&self) -> String {
+        log_tail(&self.log)
     }
 
     /// CPU time (user + system) the server process has used so far, in seconds.
     pub fn cpu_secs(&self) -> f64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        // Fields after the command name (which is in parentheses): utime and stime are the
-        // 12th and 13th of them, in clock ticks (100 per second on Linux).
-        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-        (ticks(11) + ticks(12)) / 100.0
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.0.id()))
+            .unwrap_or_default();
+        cpu_secs_of_stat(&stat)
     }
 
     /// Resident set size of the server process, in KiB.
-    pub fn rss_kb(&self) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("VmRSS:"))
-                    .and_then(|l| l.split_whitespace().nth(1))
-                    .and_then(|n| n.parse().ok())
-            })
-            .unwrap_or(0)
+    pub fn rss_kb(&self) -> Result<u64> {
+        rss_kb(self.child.0.id())
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// VmRSS of a process, in KiB.
+fn rss_kb(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    vm_rss_kb(&status).context("no VmRSS in /proc/PID/status")
+}
+
+/// CPU time (user + system) this process has used so far, in seconds.
+pub fn own_cpu_secs() -> f64 {
+    cpu_secs_of_stat(&std::fs::read_to_string("/proc/self/stat").unwrap_or_default())
+}
+
+/// utime + stime from a `/proc/PID/stat` line, in seconds (100 clock ticks per second).
+fn cpu_secs_of_stat(stat: &str) -> f64 {
+    // The fields after the command name (which is in parentheses and may hold spaces):
+    // utime and stime are the 12th and 13th of them.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The `VmRSS:` figure of a `/proc/PID/status` text, in KiB.
+fn vm_rss_kb(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_parsing() {
+        let stat = "4242 (capstan (x) y) S 1 4242 4242 0 -1 4194560 1 0 0 0 250 130 0 0 20 0 9";
+        assert_eq!(cpu_secs_of_stat(stat), 3.8);
+        assert_eq!(cpu_secs_of_stat(""), 0.0);
+        let cases = [
+            (
+                "Name:\tcapstan\nVmPeak:\t  9 kB\nVmRSS:\t   31744 kB\n",
+                Some(31744),
+            ),
+            ("VmRSS: 12 kB", Some(12)),
+            ("Name: x\n", None),
+            ("VmRSS: lots kB", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(vm_rss_kb(text), want, "{text:?}");
+        }
     }
 }
