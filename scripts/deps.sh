@@ -2,7 +2,8 @@
 # Install the Debian packages Capstan and its tests use (idempotent; needs root).
 set -euo pipefail
 pkgs=(etcd-server etcd-client protobuf-compiler python3-kubernetes curl ca-certificates
-      containerd runc crun containernetworking-plugins nftables conntrack iproute2 busybox-static gcc libc6-dev)
+      containerd runc crun containernetworking-plugins nftables conntrack iproute2 iptables
+      busybox-static gcc libc6-dev libprotobuf-dev util-linux)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

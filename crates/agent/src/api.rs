@@ -51,8 +51,25 @@ impl Api {
         })
     }
 
+    /// One JSON call (PATCH bodies are merge patches).
     pub async fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Answer> {
+        let resp = self.send(method, path, body).await?;
+        let code = resp.status().as_u16();
+        let raw = resp.into_body().collect().await?.to_bytes();
+        Ok(Answer {
+            code,
+            body: serde_json::from_slice(&raw).unwrap_or(Value::Null),
+        })
+    }
+
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>> {
         let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port)).await?;
+        let _ = tcp.set_nodelay(true);
         let tls = self
             .connector
             .connect(ServerName::try_from(self.host.clone())?, tcp)
@@ -77,14 +94,51 @@ impl Api {
             };
             req = req.header("content-type", ct);
         }
-        let resp = sender
+        Ok(sender
             .send_request(req.body(Full::new(Bytes::from(bytes)))?)
-            .await?;
-        let code = resp.status().as_u16();
-        let raw = resp.into_body().collect().await?.to_bytes();
-        Ok(Answer {
-            code,
-            body: serde_json::from_slice(&raw).unwrap_or(Value::Null),
+            .await?)
+    }
+
+    /// Start a watch (`path` carries `watch=true`); events arrive as parsed JSON lines.
+    pub async fn watch(&self, path: &str) -> Result<Watch> {
+        let resp = self.send("GET", path, None).await?;
+        if resp.status() != 200 {
+            let code = resp.status().as_u16();
+            let raw = resp.into_body().collect().await?.to_bytes();
+            anyhow::bail!("watch {path}: {code} {}", String::from_utf8_lossy(&raw));
+        }
+        Ok(Watch {
+            body: resp.into_body(),
+            buf: Vec::new(),
         })
+    }
+}
+
+/// A watch response body, split into JSON lines.
+pub struct Watch {
+    body: hyper::body::Incoming,
+    buf: Vec<u8>,
+}
+
+impl Watch {
+    /// The next event (`{"type": …, "object": …}`); None when the server ended the watch.
+    pub async fn next(&mut self) -> Result<Option<Value>> {
+        loop {
+            if let Some(i) = self.buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=i).collect();
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                return Ok(Some(serde_json::from_slice(&line)?));
+            }
+            match self.body.frame().await {
+                None => return Ok(None),
+                Some(frame) => {
+                    if let Ok(data) = frame?.into_data() {
+                        self.buf.extend_from_slice(&data);
+                    }
+                }
+            }
+        }
     }
 }

@@ -7,9 +7,20 @@ use std::path::{Path, PathBuf};
 use tonic::transport::{Channel, Endpoint};
 
 pub type Runtime = RuntimeServiceClient<Channel>;
+pub type Images = k8s_cri::v1::image_service_client::ImageServiceClient<Channel>;
 
 /// Connect to a CRI endpoint at a unix socket path.
 pub async fn connect(socket: &Path) -> Result<Runtime> {
+    Ok(RuntimeServiceClient::new(channel(socket).await?))
+}
+
+/// The runtime and image services over one connection.
+pub async fn connect_both(socket: &Path) -> Result<(Runtime, Images)> {
+    let ch = channel(socket).await?;
+    Ok((RuntimeServiceClient::new(ch.clone()), Images::new(ch)))
+}
+
+async fn channel(socket: &Path) -> Result<Channel> {
     let path: PathBuf = socket.to_path_buf();
     let channel = Endpoint::try_from("http://[::1]:50051")?
         .connect_with_connector(tower::service_fn(move |_| {
@@ -20,7 +31,7 @@ pub async fn connect(socket: &Path) -> Result<Runtime> {
         }))
         .await
         .with_context(|| format!("connecting to CRI at {}", socket.display()))?;
-    Ok(RuntimeServiceClient::new(channel))
+    Ok(channel)
 }
 
 /// "containerd://1.6.20" from CRI Version.

@@ -1,15 +1,15 @@
 //! The node agent: supervises containerd (or uses a given CRI endpoint), registers the Node
 //! with the API server and keeps its status and Lease fresh.
 //!
-//! It also writes the node's CNI configuration (bridge + host-local on the podCIDR). Running
-//! pods (sandboxes, containers, volumes, status, logs, exec) is the next step of issue #3 and
-//! is not here yet: this crate currently makes the node real, not its pods.
+//! It also writes the node's CNI configuration (bridge + host-local on the podCIDR) and runs
+//! the pods bound to the node as real containers (`pods/`).
 
 pub mod api;
 pub mod cni;
 pub mod containerd;
 pub mod cri;
 pub mod node;
+pub mod pods;
 pub mod podstatus;
 
 use anyhow::{Context, Result};
@@ -31,6 +31,11 @@ pub struct AgentConfig {
     pub runtime_endpoint: Option<PathBuf>,
     /// Label the node as a control-plane node (the server's own agent).
     pub control_plane: bool,
+    /// The cluster DNS service IP pods are pointed at (None until cluster DNS runs).
+    pub cluster_dns: Option<String>,
+    pub cluster_domain: String,
+    /// CRI runtime handler for pods without a RuntimeClass ("" = runc).
+    pub default_runtime: String,
 }
 
 fn read_trim(path: &str) -> String {
@@ -142,7 +147,7 @@ pub async fn run(cfg: AgentConfig, shutdown: impl std::future::Future<Output = (
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "importing queued images"),
     }
-    let mut rt = cri::connect(&socket).await?;
+    let (mut rt, images) = cri::connect_both(&socket).await?;
     let version = cri::runtime_version(&mut rt).await.context("CRI Version")?;
     let api = api::Api::from_data_dir(&cfg.data_dir, &cfg.api_host, cfg.api_port)?;
     let mut facts = host_facts(&cfg, version);
@@ -156,6 +161,21 @@ pub async fn run(cfg: AgentConfig, shutdown: impl std::future::Future<Output = (
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+    let ctx = std::sync::Arc::new(pods::Ctx {
+        api: api.clone(),
+        rt: rt.clone(),
+        images,
+        node: facts.name.clone(),
+        data_dir: cfg.data_dir.clone(),
+        host_ip: facts.internal_ip.clone(),
+        events: pods::events::Recorder::new(api.clone(), facts.name.clone()),
+        node_cpu_milli: facts.cpus as i128 * 1000,
+        node_memory: facts.memory_kib as i128 * 1024,
+        cluster_dns: cfg.cluster_dns.clone(),
+        cluster_domain: cfg.cluster_domain.clone(),
+        default_runtime: cfg.default_runtime.clone(),
+    });
+    let pod_manager = tokio::spawn(pods::run(ctx));
     tracing::info!(node = %facts.name, pod_cidr = %facts.pod_cidr, runtime = %facts.runtime_version, "node agent started");
     let heartbeat = async {
         let mut tick = tokio::time::interval(node::HEARTBEAT);
@@ -196,6 +216,8 @@ pub async fn run(cfg: AgentConfig, shutdown: impl std::future::Future<Output = (
         _ = heartbeat => {}
         _ = shutdown => {}
     }
+    // Containers keep running: a restarted agent adopts them.
+    pod_manager.abort();
     if let Some(c) = started {
         c.stop().await;
     }

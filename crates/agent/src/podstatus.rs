@@ -1,4 +1,4 @@
-//! Pure pod-status logic of the node agent: the pod phase and conditions from the observed
+//! Pure pod-status logic of the node agent: the pod phase from the observed
 //! container states (the kubelet's `getPhase` rules), restart decisions with the kubelet's
 //! exponential back-off (10 s doubling to 5 min), terminated reasons, `$(VAR)` expansion of
 //! command/args/env, and the CRI log line format. No I/O: the sync loop feeds it what CRI reports.
@@ -125,41 +125,6 @@ pub fn terminated_reason(exit_code: i32, oom_killed: bool) -> &'static str {
     } else {
         "Error"
     }
-}
-
-fn condition(kind: &str, ok: bool, previous: &[Value], now: &str) -> Value {
-    let status = if ok { "True" } else { "False" };
-    // lastTransitionTime changes only when the status does.
-    let since = previous
-        .iter()
-        .find(|c| c["type"] == kind && c["status"] == status)
-        .and_then(|c| c["lastTransitionTime"].as_str())
-        .unwrap_or(now);
-    json!({"type": kind, "status": status, "lastProbeTime": null, "lastTransitionTime": since})
-}
-
-/// The pod's conditions (PodScheduled, Initialized, ContainersReady, Ready), keeping the
-/// transition times of `previous` (the current `status.conditions`) where unchanged.
-pub fn conditions(
-    init: &[Observed],
-    app: &[Observed],
-    previous: &[Value],
-    now: &str,
-) -> Vec<Value> {
-    let initialized = init
-        .iter()
-        .all(|c| matches!(c.state, State::Terminated { exit_code: 0, .. }));
-    let ready = initialized
-        && !app.is_empty()
-        && app
-            .iter()
-            .all(|c| c.ready && matches!(c.state, State::Running { .. }));
-    vec![
-        condition("PodScheduled", true, previous, now),
-        condition("Initialized", initialized, previous, now),
-        condition("ContainersReady", ready, previous, now),
-        condition("Ready", ready, previous, now),
-    ]
 }
 
 /// The `state` object of a containerStatus.
@@ -461,22 +426,6 @@ mod tests {
         assert_eq!(terminated_reason(0, false), "Completed");
         assert_eq!(terminated_reason(3, false), "Error");
         assert_eq!(terminated_reason(137, true), "OOMKilled");
-    }
-
-    #[test]
-    fn conditions_keep_transition_times() {
-        let first = conditions(&[], &[waiting()], &[], "t1");
-        assert_eq!(first[3]["type"], "Ready");
-        assert_eq!(first[3]["status"], "False");
-        assert_eq!(first[1]["status"], "True");
-        let second = conditions(&[], &[running()], &first, "t2");
-        assert_eq!(second[3]["status"], "True");
-        assert_eq!(second[3]["lastTransitionTime"], "t2");
-        assert_eq!(second[0]["lastTransitionTime"], "t1");
-        let third = conditions(&[], &[running()], &second, "t3");
-        assert_eq!(third[3]["lastTransitionTime"], "t2");
-        let init = conditions(&[running()], &[waiting()], &[], "t1");
-        assert_eq!(init[1]["status"], "False");
     }
 
     #[test]

@@ -27,7 +27,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the control plane (API server, on an embedded store unless --datastore-endpoint).
-    Server(server::ServerArgs),
+    Server(Box<server::ServerArgs>),
     /// Node images: build the built-in ones, import tarballs, list.
     #[command(subcommand)]
     Images(images::ImagesCommand),
@@ -48,7 +48,7 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     match cli.command {
-        Command::Server(args) => rt.block_on(server::run(args)),
+        Command::Server(args) => rt.block_on(server::run(*args)),
         Command::Images(cmd) => images::run(cmd),
     }
 }

@@ -47,6 +47,15 @@ pub struct ServerArgs {
     /// A CRI socket to use instead of starting containerd.
     #[arg(long)]
     pub container_runtime_endpoint: Option<PathBuf>,
+    /// The cluster DNS service IP written into pods' resolv.conf (dnsPolicy ClusterFirst);
+    /// unset, pods use the node's resolvers.
+    #[arg(long)]
+    pub cluster_dns: Option<String>,
+    #[arg(long, default_value = "cluster.local")]
+    pub cluster_domain: String,
+    /// The runtime handler for pods without a RuntimeClass: runc (default) or crun.
+    #[arg(long, default_value = "")]
+    pub default_runtime: String,
 }
 
 pub fn default_data_dir() -> PathBuf {
@@ -178,6 +187,9 @@ pub async fn run(args: ServerArgs) -> Result<()> {
             cluster_cidr: args.cluster_cidr.clone(),
             runtime_endpoint: args.container_runtime_endpoint.clone(),
             control_plane: true,
+            cluster_dns: args.cluster_dns.clone(),
+            cluster_domain: args.cluster_domain.clone(),
+            default_runtime: args.default_runtime.clone(),
         };
         Some(tokio::spawn(async move {
             // The control plane keeps serving if the node agent cannot start (say, no containerd).

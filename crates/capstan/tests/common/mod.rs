@@ -333,8 +333,86 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Build the built-in images (busybox, pause) once per test process and import them into
+    /// this server's node.
+    pub fn import_builtin_images(&self) {
+        static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+        let dir = BUILT.get_or_init(|| {
+            let d =
+                std::env::temp_dir().join(format!("capstan-test-images-{}", std::process::id()));
+            let out = Command::new(binary())
+                .args(["images", "build-builtin", "--out"])
+                .arg(&d)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            d
+        });
+        let out = Command::new(binary())
+            .args(["images", "import", "-d"])
+            .arg(self.dir.path())
+            .arg(dir.join("busybox.tar"))
+            .arg(dir.join("pause.tar"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The node's containerd socket.
+    pub fn containerd_socket(&self) -> PathBuf {
+        self.dir.path().join("containerd/containerd.sock")
+    }
+
+    /// CRI container IDs the node's containerd still has.
+    pub fn node_containers(&self) -> Vec<String> {
+        let out = Command::new("ctr")
+            .arg("-a")
+            .arg(self.containerd_socket())
+            .args(["-n", "k8s.io", "containers", "ls", "-q"])
+            .output();
+        match out {
+            Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .map(String::from)
+                .filter(|l| !l.is_empty())
+                .collect(),
+            _ => vec![],
+        }
+    }
+
+    /// Delete every pod now and wait (bounded) until the agent has removed their containers.
+    pub fn remove_all_pods(&self) {
+        let _ = self.kubectl(&[
+            "delete",
+            "pods",
+            "--all",
+            "-A",
+            "--grace-period=0",
+            "--force",
+            "--wait=false",
+        ]);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline && !self.node_containers().is_empty() {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
+        if self.agent && self.child.is_some() && self.containerd_socket().exists() {
+            // Pods first, so no container outlives the test.
+            self.remove_all_pods();
+        }
         if let Some(mut c) = self.child.take() {
             if self.agent {
                 // SIGTERM lets the agent stop the containerd it started; wait for that.
