@@ -47,6 +47,9 @@ pub struct ServerArgs {
     /// A CRI socket to use instead of starting containerd.
     #[arg(long)]
     pub container_runtime_endpoint: Option<PathBuf>,
+    /// Port of the node agent's kubelet HTTPS server (logs, exec, attach, port-forward).
+    #[arg(long, default_value_t = 10250)]
+    pub kubelet_port: u16,
 }
 
 pub fn default_data_dir() -> PathBuf {
@@ -126,6 +129,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
                 groups: vec!["system:nodes".into(), "system:masters".into()],
             },
         )],
+        kubelet_client: Some(Arc::new(pki::kubelet_client_tls(&pki)?)),
         ..Config::default()
     };
     let api = ApiServer::new(config, store).await?;
@@ -178,6 +182,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
             cluster_cidr: args.cluster_cidr.clone(),
             runtime_endpoint: args.container_runtime_endpoint.clone(),
             control_plane: true,
+            kubelet_port: args.kubelet_port,
         };
         Some(tokio::spawn(async move {
             // The control plane keeps serving if the node agent cannot start (say, no containerd).
