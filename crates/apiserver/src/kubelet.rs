@@ -145,9 +145,15 @@ pub async fn logs(api: &ApiServer, ep: &Endpoint, path: &str) -> ApiResult<Respo
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(16);
     let mut body = resp.into_body();
     tokio::spawn(async move {
-        // Keep the connection (`sender`) alive as long as the body streams.
+        // Keep the connection (`sender`) alive as long as the body streams; a client that goes
+        // away closes it at once (the kubelet then stops following), not at the next line.
         let _sender = sender;
-        while let Some(Ok(frame)) = body.frame().await {
+        loop {
+            let frame = tokio::select! {
+                f = body.frame() => f,
+                _ = tx.closed() => return,
+            };
+            let Some(Ok(frame)) = frame else { return };
             if let Ok(data) = frame.into_data() {
                 if tx.send(Ok(Frame::data(data))).await.is_err() {
                     return;

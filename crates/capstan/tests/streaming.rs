@@ -226,6 +226,15 @@ fn logs_exec_port_forward_and_cp_through_the_kubelet() {
     logs_until(&s, &["web", "-c", "main", "--limit-bytes=8"], |o| {
         o == "line1\nli"
     });
+    logs_until(&s, &["web", "-c", "main", "--since=1h"], |o| o == three);
+    let o = s.kubectl(&[
+        "logs",
+        "web",
+        "-c",
+        "main",
+        "--since-time=2999-01-01T00:00:00Z",
+    ]);
+    assert_eq!(o.ok(), "");
     let err = s
         .kubectl(&["logs", "web", "-c", "side", "--previous"])
         .err();
@@ -410,6 +419,25 @@ fn logs_exec_port_forward_and_cp_through_the_kubelet() {
     mark_running(&s, "beater");
     let line = first_line(&s, &["attach", "beater"]);
     assert_eq!(line.as_deref(), Some("beat"), "{}", s.log());
+    // A follower of an idle container that goes away: the API server drops its kubelet
+    // connection at once, the kubelet stops following (no connection to its port stays open).
+    let line = first_line(&s, &["logs", "-f", "web", "-c", "side"]);
+    assert_eq!(line.as_deref(), Some("side-says-hi"));
+    eventually(15, || {
+        let o = Command::new("ss")
+            .args([
+                "-Htn",
+                "state",
+                "established",
+                &format!("( sport = :{port} )"),
+            ])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&o.stdout)
+            .trim()
+            .is_empty()
+            .then_some(())
+    });
 }
 
 /// Run tests/python/streams.py; None (with a NOTICE) without python3-kubernetes.
