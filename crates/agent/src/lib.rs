@@ -1,9 +1,10 @@
 //! The node agent: supervises containerd (or uses a given CRI endpoint), registers the Node
 //! with the API server and keeps its status and Lease fresh.
 //!
-//! It also writes the node's CNI configuration (bridge + host-local on the podCIDR). Running
-//! pods (sandboxes, containers, volumes, status, logs, exec) is the next step of issue #3 and
-//! is not here yet: this crate currently makes the node real, not its pods.
+//! It also writes the node's CNI configuration (bridge + host-local on the podCIDR) and serves
+//! the kubelet's HTTPS endpoints (container logs, exec, attach, port-forward; [`kubelet`]) for
+//! containers found through CRI. Running pods (sandboxes, containers, volumes, status) is the
+//! next step of issue #3 and is not here yet.
 
 pub mod api;
 pub mod cni;

@@ -1,5 +1,7 @@
-//! The cluster's certificates: a CA, the API server's serving certificate and the admin
-//! client credential, created on first start under `<data-dir>/tls` and reused afterwards.
+//! The cluster's certificates: a CA, the API server's serving certificate, the admin client
+//! credential and the API server's client credential towards kubelets
+//! (`apiserver-kubelet-client`), created on first start under `<data-dir>/tls` and reused
+//! afterwards.
 //! Also the admin kubeconfig and the node join token.
 
 use anyhow::{Context, Result};
