@@ -323,31 +323,32 @@ fn logs_exec_port_forward_and_cp_through_the_kubelet() {
         "hello-stdin\n",
     );
     assert_eq!(o.ok(), "hello-stdin\ndone\n");
-    // kubectl 1.28 speaks SPDY only.
-    let old = "/usr/lib/google-cloud-sdk/bin/kubectl.1.28";
-    if std::path::Path::new(old).exists() {
-        let o = s.kubectl_with(
-            old,
-            &[
-                "exec",
-                "web",
-                "-c",
-                "side",
-                "--",
-                "sh",
-                "-c",
-                "echo old-kubectl; exit 2",
-            ],
-            None,
-        );
+    // kubectl 1.27/1.28 speak SPDY only; 1.30 and 1.33 try websocket v5 first, as 1.32 does.
+    for minor in [27, 28, 30, 33] {
+        let bin = format!("/usr/lib/google-cloud-sdk/bin/kubectl.1.{minor}");
+        if !std::path::Path::new(&bin).exists() {
+            eprintln!("NOTICE: {bin} missing; its exec skipped");
+            continue;
+        }
+        let script = format!("echo kubectl-1.{minor}; exit 2");
+        let args = [
+            "exec",
+            "web",
+            "-c",
+            "side",
+            "--",
+            "sh",
+            "-c",
+            script.as_str(),
+        ];
+        let o = s.kubectl_with(&bin, &args, None);
+        let want = format!("kubectl-1.{minor}\n");
         assert_eq!(
             (o.code, o.stdout.as_str()),
-            (2, "old-kubectl\n"),
+            (2, want.as_str()),
             "{}",
             o.stderr
         );
-    } else {
-        eprintln!("NOTICE: {old} missing; kubectl 1.28 exec skipped");
     }
     // The Python client: websocket v4.channel.k8s.io, passed through to containerd.
     if let Some(got) = python(&s, &["exec", "default", "web", "main"]) {
@@ -402,7 +403,15 @@ fn logs_exec_port_forward_and_cp_through_the_kubelet() {
 
     // port-forward (websocket tunnelling refused → SPDY) to the pod's httpd; the Python
     // client's port-forward (websocket v4) is passed through.
-    port_forward_reaches_httpd(&s);
+    port_forward_reaches_httpd(&s, "/usr/bin/kubectl");
+    for bin in [
+        "/usr/lib/google-cloud-sdk/bin/kubectl.1.28",
+        "/usr/lib/google-cloud-sdk/bin/kubectl.1.33",
+    ] {
+        if std::path::Path::new(bin).exists() {
+            port_forward_reaches_httpd(&s, bin);
+        }
+    }
     if let Some(got) = python(&s, &["portforward", "default", "web", "8080"]) {
         assert_eq!(got["body"], "hello-from-httpd\n", "{got}");
     }
@@ -499,9 +508,9 @@ fn first_line(s: &Server, args: &[&str]) -> Option<String> {
     line
 }
 
-fn port_forward_reaches_httpd(s: &Server) {
+fn port_forward_reaches_httpd(s: &Server, kubectl: &str) {
     let cache = tempfile::tempdir().unwrap();
-    let mut child = Command::new("/usr/bin/kubectl")
+    let mut child = Command::new(kubectl)
         .env("KUBECONFIG", &s.kubeconfig)
         .arg("--cache-dir")
         .arg(cache.path())
@@ -549,9 +558,9 @@ fn port_forward_reaches_httpd(s: &Server) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let Some(body) = result else {
         panic!(
-            "port-forward did not start: {line:?}\n{stderr}\n{}",
+            "{kubectl} port-forward did not start: {line:?}\n{stderr}\n{}",
             s.log()
         );
     };
-    assert_eq!(body, "hello-from-httpd\n", "{stderr}");
+    assert_eq!(body, "hello-from-httpd\n", "{kubectl}: {stderr}");
 }
