@@ -1,13 +1,15 @@
 //! The node agent: supervises containerd (or uses a given CRI endpoint), registers the Node
 //! with the API server and keeps its status and Lease fresh.
 //!
-//! It also writes the node's CNI configuration (bridge + host-local on the podCIDR) and runs
-//! the pods bound to the node as real containers (`pods/`).
+//! It also writes the node's CNI configuration (bridge + host-local on the podCIDR), runs the
+//! pods bound to the node as real containers ([`pods`]) and serves the kubelet's HTTPS
+//! endpoints (container logs, exec, attach, port-forward; [`kubelet`]).
 
 pub mod api;
 pub mod cni;
 pub mod containerd;
 pub mod cri;
+pub mod kubelet;
 pub mod node;
 pub mod pods;
 pub mod podstatus;
@@ -36,6 +38,8 @@ pub struct AgentConfig {
     pub cluster_domain: String,
     /// CRI runtime handler for pods without a RuntimeClass ("" = runc).
     pub default_runtime: String,
+    /// Port of the kubelet HTTPS server (logs, exec, attach, port-forward); 0 picks a free one.
+    pub kubelet_port: u16,
 }
 
 fn read_trim(path: &str) -> String {
@@ -114,6 +118,7 @@ pub fn host_facts(cfg: &AgentConfig, runtime_version: String) -> node::HostFacts
         runtime_version,
         pod_cidr: String::new(),
         control_plane: cfg.control_plane,
+        kubelet_port: cfg.kubelet_port,
     }
 }
 
@@ -125,6 +130,28 @@ fn now_micro() -> String {
     chrono::Utc::now()
         .format("%Y-%m-%dT%H:%M:%S%.6fZ")
         .to_string()
+}
+
+/// Bind the kubelet server on all addresses (the API server dials the node's InternalIP) and
+/// serve it; the port actually bound goes into the Node's daemonEndpoints.
+async fn start_kubelet_server(
+    cfg: &AgentConfig,
+    facts: &mut node::HostFacts,
+    rt: cri::Runtime,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let listener = tokio::net::TcpListener::bind(("0.0.0.0", cfg.kubelet_port))
+        .await
+        .with_context(|| format!("binding the kubelet port {}", cfg.kubelet_port))?;
+    facts.kubelet_port = listener.local_addr()?.port();
+    let sans = kubelet::tls::sans(&facts.internal_ip, &facts.hostname, &facts.name);
+    let tls = kubelet::tls::server_config(&cfg.data_dir, &facts.name, sans)
+        .context("issuing the kubelet serving certificate")?;
+    tracing::info!(port = facts.kubelet_port, "kubelet server started");
+    Ok(tokio::spawn(kubelet::serve(
+        listener,
+        std::sync::Arc::new(tls),
+        rt,
+    )))
 }
 
 /// Run the agent until `shutdown` resolves; containerd (if started here) is stopped then.
@@ -151,6 +178,7 @@ pub async fn run(cfg: AgentConfig, shutdown: impl std::future::Future<Output = (
     let version = cri::runtime_version(&mut rt).await.context("CRI Version")?;
     let api = api::Api::from_data_dir(&cfg.data_dir, &cfg.api_host, cfg.api_port)?;
     let mut facts = host_facts(&cfg, version);
+    let kubelet = start_kubelet_server(&cfg, &mut facts, rt.clone()).await?;
     let mut node_obj = node::register(&api, &mut facts, &cfg.cluster_cidr).await?;
     cni::install(&cfg.data_dir, &facts.pod_cidr).context("writing the CNI configuration")?;
     // containerd loads the CNI config asynchronously; give it a moment so the first status
@@ -218,6 +246,7 @@ pub async fn run(cfg: AgentConfig, shutdown: impl std::future::Future<Output = (
     }
     // Containers keep running: a restarted agent adopts them.
     pod_manager.abort();
+    kubelet.abort();
     if let Some(c) = started {
         c.stop().await;
     }

@@ -23,6 +23,8 @@ pub struct HostFacts {
     pub runtime_version: String,
     pub pod_cidr: String,
     pub control_plane: bool,
+    /// Port of the kubelet server (status.daemonEndpoints.kubeletEndpoint.Port).
+    pub kubelet_port: u16,
 }
 
 /// The Node as first registered.
@@ -86,7 +88,7 @@ pub fn node_status(
             ready,
         ],
         "addresses": [{"type": "InternalIP", "address": h.internal_ip}, {"type": "Hostname", "address": h.hostname}],
-        "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": h.kubelet_port}},
         "nodeInfo": {
             "machineID": h.machine_id, "systemUUID": h.machine_id, "bootID": h.boot_id,
             "kernelVersion": h.kernel, "osImage": h.os_image, "containerRuntimeVersion": h.runtime_version,
@@ -208,6 +210,7 @@ mod tests {
             runtime_version: "containerd://1.6.20".into(),
             pod_cidr: "10.42.0.0/24".into(),
             control_plane: true,
+            kubelet_port: 10250,
         }
     }
 
@@ -225,6 +228,25 @@ mod tests {
         for (cidr, used, want) in cases {
             let used: Vec<String> = used.iter().map(|s| s.to_string()).collect();
             assert_eq!(pick_pod_cidr(cidr, &used).as_deref(), *want);
+        }
+    }
+
+    #[test]
+    fn status_advertises_the_kubelet_endpoint() {
+        for (port, want) in [(10250u16, 10250u64), (34567, 34567)] {
+            let h = HostFacts {
+                kubelet_port: port,
+                ..facts()
+            };
+            let s = node_status(&h, true, "", "2026-01-01T00:00:10Z", &json!({}));
+            assert_eq!(
+                s.pointer("/daemonEndpoints/kubeletEndpoint/Port"),
+                Some(&json!(want))
+            );
+            assert_eq!(
+                s["addresses"][0],
+                json!({"type": "InternalIP", "address": "10.0.0.5"})
+            );
         }
     }
 

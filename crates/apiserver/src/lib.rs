@@ -4,7 +4,8 @@
 //! Requests flow: TLS + authentication ([`server`], [`auth`]) → [`router`] (health, version,
 //! discovery, OpenAPI) → [`request`] parsing → [`handlers`] (get/list/watch/create/update/
 //! patch/delete) → admission and validation → the store. Lists and watches are served from
-//! the [`watchcache`], which follows one store watch.
+//! the [`watchcache`], which follows one store watch. Pod streaming subresources (log, exec,
+//! attach, portforward) are proxied to the node's kubelet ([`kubelet`]).
 
 pub mod admission;
 pub mod allocator;
@@ -15,6 +16,7 @@ pub mod convert;
 pub mod discovery;
 pub mod filter;
 pub mod handlers;
+pub mod kubelet;
 pub mod meta;
 pub mod request;
 pub mod respond;
@@ -60,6 +62,9 @@ pub struct Config {
     pub watch_cache_events: usize,
     /// How long Events are kept (kube-apiserver's --event-ttl).
     pub event_ttl: Duration,
+    /// TLS client config for kubelets (pods/log, exec, attach, portforward); None: those
+    /// subresources answer 503.
+    pub kubelet_client: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Default for Config {
@@ -71,6 +76,7 @@ impl Default for Config {
             tokens: Vec::new(),
             watch_cache_events: 100_000,
             event_ttl: Duration::from_secs(3600),
+            kubelet_client: None,
         }
     }
 }

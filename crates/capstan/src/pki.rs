@@ -1,5 +1,7 @@
-//! The cluster's certificates: a CA, the API server's serving certificate and the admin
-//! client credential, created on first start under `<data-dir>/tls` and reused afterwards.
+//! The cluster's certificates: a CA, the API server's serving certificate, the admin client
+//! credential and the API server's client credential towards kubelets
+//! (`apiserver-kubelet-client`), created on first start under `<data-dir>/tls` and reused
+//! afterwards.
 //! Also the admin kubeconfig and the node join token.
 
 use anyhow::{Context, Result};
@@ -18,6 +20,9 @@ pub struct Pki {
     pub serving_key: String,
     pub admin_cert: String,
     pub admin_key: String,
+    /// The API server's client credential towards kubelets (CN kube-apiserver-kubelet-client).
+    pub kubelet_client_cert: String,
+    pub kubelet_client_key: String,
 }
 
 fn write_private(path: &Path, contents: &str) -> Result<()> {
@@ -119,7 +124,21 @@ pub fn ensure(data_dir: &Path, sans: &[String]) -> Result<Pki> {
         write_private(&admin_key_path, &key)?;
         fs::write(&admin_cert_path, cert)?;
     }
+    // The API server's credential for kubelets (logs, exec, attach, port-forward), as kubeadm's.
+    let kc_cert_path = dir.join("apiserver-kubelet-client.crt");
+    let kc_key_path = dir.join("apiserver-kubelet-client.key");
+    if !(kc_cert_path.exists() && kc_key_path.exists()) {
+        let (cert, key) = issue_client(
+            &issuer,
+            "kube-apiserver-kubelet-client",
+            &["system:masters"],
+        )?;
+        write_private(&kc_key_path, &key)?;
+        fs::write(&kc_cert_path, cert)?;
+    }
     Ok(Pki {
+        kubelet_client_cert: fs::read_to_string(&kc_cert_path)?,
+        kubelet_client_key: fs::read_to_string(&kc_key_path)?,
         ca_cert,
         serving_cert: fs::read_to_string(&serving_cert_path)?,
         serving_key: fs::read_to_string(&serving_key_path)?,
@@ -183,6 +202,28 @@ pub fn ensure_token(data_dir: &Path) -> Result<String> {
     let token = format!("K10{token}");
     write_private(&path, &format!("{token}\n"))?;
     Ok(token)
+}
+
+/// The rustls client config the API server dials kubelets with: their serving certificates must
+/// chain to the cluster CA; it presents the apiserver-kubelet-client certificate; HTTP/1.1 only
+/// (upgrades).
+pub fn kubelet_client_tls(pki: &Pki) -> Result<rustls::ClientConfig> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(pki.ca_cert.as_bytes()) {
+        roots.add(c?)?;
+    }
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(pki.kubelet_client_cert.as_bytes())
+            .collect::<Result<_, _>>()?;
+    let key = PrivateKeyDer::from_pem_slice(pki.kubelet_client_key.as_bytes())?;
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(certs, key)?;
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(cfg)
 }
 
 /// A rustls server config: the serving certificate, client certificates verified against the

@@ -56,6 +56,9 @@ pub struct ServerArgs {
     /// The runtime handler for pods without a RuntimeClass: runc (default) or crun.
     #[arg(long, default_value = "")]
     pub default_runtime: String,
+    /// Port of the node agent's kubelet HTTPS server (logs, exec, attach, port-forward).
+    #[arg(long, default_value_t = 10250)]
+    pub kubelet_port: u16,
 }
 
 pub fn default_data_dir() -> PathBuf {
@@ -135,6 +138,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
                 groups: vec!["system:nodes".into(), "system:masters".into()],
             },
         )],
+        kubelet_client: Some(Arc::new(pki::kubelet_client_tls(&pki)?)),
         ..Config::default()
     };
     let api = ApiServer::new(config, store).await?;
@@ -190,6 +194,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
             cluster_dns: args.cluster_dns.clone(),
             cluster_domain: args.cluster_domain.clone(),
             default_runtime: args.default_runtime.clone(),
+            kubelet_port: args.kubelet_port,
         };
         Some(tokio::spawn(async move {
             // The control plane keeps serving if the node agent cannot start (say, no containerd).

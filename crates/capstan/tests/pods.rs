@@ -93,33 +93,18 @@ impl T<'_> {
             .ok()
     }
 
-    /// What the container printed (its current run), from the node's CRI log file.
+    /// What the container printed (its current run), through `kubectl logs`.
     fn log(&self, pod: &str, container: &str) -> String {
-        let p = self.pod(pod);
-        let uid = p["metadata"]["uid"].as_str().unwrap();
-        let dir = self
+        let o = self
             .s
-            .dir
-            .path()
-            .join("agent/logs")
-            .join(format!("{}_{pod}_{uid}", self.ns))
-            .join(container);
-        let mut files: Vec<_> = std::fs::read_dir(&dir)
-            .map(|d| d.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default();
-        files.sort_by_key(|f| {
-            f.file_stem()
-                .and_then(|s| s.to_str())
-                .and_then(|s| s.parse::<u32>().ok())
-        });
-        let Some(last) = files.last() else {
-            return String::new();
-        };
-        let raw = std::fs::read_to_string(last).unwrap_or_default();
-        raw.lines()
-            .map(|l| l.splitn(4, ' ').nth(3).unwrap_or(""))
-            .collect::<Vec<_>>()
-            .join("\n")
+            .kubectl(&["logs", "-n", &self.ns, pod, "-c", container]);
+        o.stdout.trim_end().to_string()
+    }
+
+    fn exec(&self, pod: &str, cmd: &[&str]) -> String {
+        let mut args = vec!["exec", "-n", &self.ns, pod, "--"];
+        args.extend_from_slice(cmd);
+        self.s.kubectl(&args).ok()
     }
 }
 
@@ -367,7 +352,8 @@ spec:
   containers:
   - name: c
     image: busybox:1.36
-    command: ["sh", "-c", "exec dd if=/dev/zero of=/dev/null bs=200M count=1"]
+    # (a second first: containerd watches the cgroup for OOM only once the task runs)
+    command: ["sh", "-c", "sleep 1; exec dd if=/dev/zero of=/dev/null bs=200M count=1"]
     resources: {limits: {memory: 32Mi, cpu: 200m}}
 "#,
     );

@@ -3,6 +3,7 @@
 
 mod delete;
 mod read;
+pub(crate) mod streaming;
 mod subresources;
 mod watch;
 mod write;
@@ -28,11 +29,13 @@ pub struct Req {
     /// Warnings for the client, sent as `Warning: 299 - "..."` headers (e.g. unknown fields
     /// under fieldValidation=Warn).
     pub warnings: std::sync::Mutex<Vec<String>>,
+    /// The connection upgrade of an HTTP/1.1 request (exec, attach, portforward take it).
+    pub upgrade: std::sync::Mutex<Option<hyper::upgrade::OnUpgrade>>,
 }
 
 impl Req {
     pub fn new(
-        parts: http::request::Parts,
+        mut parts: http::request::Parts,
         query: Vec<(String, String)>,
         body: Bytes,
         user: User,
@@ -46,6 +49,7 @@ impl Req {
             user,
             rr,
             warnings: Default::default(),
+            upgrade: std::sync::Mutex::new(parts.extensions.remove::<hyper::upgrade::OnUpgrade>()),
         }
     }
 
@@ -176,6 +180,9 @@ async fn dispatch(api: &Arc<ApiServer>, req: &Req) -> ApiResult<Response<Body>> 
             "scale" => return subresources::scale(api, req).await,
             "binding" => return subresources::binding(api, req).await,
             "eviction" => return subresources::eviction(api, req).await,
+            s if r.plural == "pods" && streaming::SUBRESOURCES.contains(&s) => {
+                return streaming::handle(api, req, s).await
+            }
             _ => {
                 return Err(ApiError::new(
                     404,

@@ -181,6 +181,7 @@ pub async fn binding(api: &Arc<ApiServer>, req: &Req) -> ApiResult<Response<Body
             ..req.rr.clone()
         },
         warnings: Default::default(),
+        upgrade: Default::default(),
     };
     let t = target.clone();
     guaranteed_update(api, &pod_req, None, move |old| {

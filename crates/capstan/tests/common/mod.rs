@@ -192,7 +192,13 @@ impl Server {
             port: free_port(),
             cache: tempfile::tempdir().unwrap(),
             etcd: None,
-            extra: vec!["--node-name".into(), node.into()],
+            // A port of its own: tests run several agents at once.
+            extra: vec![
+                "--node-name".into(),
+                node.into(),
+                "--kubelet-port".into(),
+                free_port().to_string(),
+            ],
             agent: true,
             ip_forward: std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").ok(),
         };
@@ -222,6 +228,12 @@ impl Server {
             .expect("start capstan");
         self.child = Some(child);
         self.wait_ready();
+    }
+
+    /// The `--kubelet-port` an agent server was started with.
+    pub fn kubelet_port(&self) -> Option<u16> {
+        let i = self.extra.iter().position(|a| a == "--kubelet-port")?;
+        self.extra.get(i + 1)?.parse().ok()
     }
 
     pub fn log(&self) -> String {
