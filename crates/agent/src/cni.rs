@@ -6,18 +6,19 @@
 use serde_json::{json, Value};
 use std::path::Path;
 
-/// The bridge every pod of this node is attached to.
+/// The bridge every pod of this node is attached to, unless `--cni-bridge` names another
+/// (two nodes on one host need two bridges: the bridge plugin keeps one gateway per bridge).
 pub const BRIDGE: &str = "capstan0";
 
 /// The conflist for a node (pure).
-pub fn conflist(pod_cidr: &str, ipam_dir: &Path) -> Value {
+pub fn conflist(pod_cidr: &str, ipam_dir: &Path, bridge: &str) -> Value {
     json!({
         "cniVersion": "0.4.0",
         "name": "capstan",
         "plugins": [
             {
                 "type": "bridge",
-                "bridge": BRIDGE,
+                "bridge": bridge,
                 "isGateway": true,
                 "ipMasq": true,
                 "hairpinMode": true,
@@ -34,10 +35,10 @@ pub fn conflist(pod_cidr: &str, ipam_dir: &Path) -> Value {
 }
 
 /// Write the conflist (atomically) and enable IPv4 forwarding for the pod network.
-pub fn install(data_dir: &Path, pod_cidr: &str) -> std::io::Result<()> {
+pub fn install(data_dir: &Path, pod_cidr: &str, bridge: &str) -> std::io::Result<()> {
     let dir = data_dir.join("agent").join("cni");
     std::fs::create_dir_all(&dir)?;
-    let cfg = conflist(pod_cidr, &data_dir.join("agent").join("cni-ipam"));
+    let cfg = conflist(pod_cidr, &data_dir.join("agent").join("cni-ipam"), bridge);
     let tmp = dir.join(".10-capstan.conflist.tmp");
     std::fs::write(&tmp, serde_json::to_vec_pretty(&cfg).expect("serializes"))?;
     std::fs::rename(&tmp, dir.join("10-capstan.conflist"))?;
@@ -53,7 +54,7 @@ mod tests {
 
     #[test]
     fn conflist_uses_the_node_pod_cidr() {
-        let c = conflist("10.42.3.0/24", Path::new("/d/ipam"));
+        let c = conflist("10.42.3.0/24", Path::new("/d/ipam"), BRIDGE);
         assert_eq!(c["plugins"][0]["type"], "bridge");
         assert_eq!(c["plugins"][0]["bridge"], BRIDGE);
         assert_eq!(

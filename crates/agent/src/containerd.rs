@@ -49,6 +49,32 @@ state = "{state}"
     )
 }
 
+/// crun 1.8 refuses "hybrid" cgroup hosts where hugetlb sits on the cgroup2 mount
+/// (HOST-NOTES); mounting hugetlb as a v1 hierarchy beside the others makes it accept them.
+/// Only done when the other controllers are v1 mounts and hugetlb has none.
+pub fn ensure_hugetlb_v1() {
+    let root = Path::new("/sys/fs/cgroup");
+    let hugetlb = root.join("hugetlb");
+    if hugetlb.exists() || !root.join("memory").join("memory.limit_in_bytes").exists() {
+        return;
+    }
+    if std::fs::create_dir(&hugetlb).is_err() {
+        return;
+    }
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "cgroup", "-o", "hugetlb", "cgroup"])
+        .arg(&hugetlb)
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        let _ = std::fs::remove_dir(&hugetlb);
+        tracing::warn!(
+            "could not mount the hugetlb cgroup; the crun runtime may refuse containers"
+        );
+    }
+}
+
 /// A containerd this agent started.
 pub struct Containerd {
     child: Child,
@@ -58,6 +84,9 @@ pub struct Containerd {
 impl Containerd {
     /// Write the config and start containerd; wait (bounded) for its socket.
     pub async fn start(data_dir: &Path) -> Result<Containerd> {
+        if Path::new("/usr/bin/crun").exists() {
+            ensure_hugetlb_v1();
+        }
         let dir = data_dir.join("containerd");
         std::fs::create_dir_all(&dir)?;
         for d in [

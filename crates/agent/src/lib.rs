@@ -38,6 +38,8 @@ pub struct AgentConfig {
     pub cluster_domain: String,
     /// CRI runtime handler for pods without a RuntimeClass ("" = runc).
     pub default_runtime: String,
+    /// The Linux bridge of the node's pod network.
+    pub cni_bridge: String,
     /// Port of the kubelet HTTPS server (logs, exec, attach, port-forward); 0 picks a free one.
     pub kubelet_port: u16,
 }
@@ -180,7 +182,8 @@ pub async fn run(cfg: AgentConfig, shutdown: impl std::future::Future<Output = (
     let mut facts = host_facts(&cfg, version);
     let kubelet = start_kubelet_server(&cfg, &mut facts, rt.clone()).await?;
     let mut node_obj = node::register(&api, &mut facts, &cfg.cluster_cidr).await?;
-    cni::install(&cfg.data_dir, &facts.pod_cidr).context("writing the CNI configuration")?;
+    cni::install(&cfg.data_dir, &facts.pod_cidr, &cfg.cni_bridge)
+        .context("writing the CNI configuration")?;
     // containerd loads the CNI config asynchronously; give it a moment so the first status
     // already reports the network (bounded: the heartbeat reports whatever is true).
     for _ in 0..50 {

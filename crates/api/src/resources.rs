@@ -101,6 +101,8 @@ pub static RESOURCES: &[Resource] = &[
     r!("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", "poddisruptionbudget", true, &["pdb"], NONE, &["status"], "poddisruptionbudgets"),
     // scheduling.k8s.io/v1
     r!("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", "priorityclass", false, &["pc"], NONE, NONE, "priorityclasses"),
+    // node.k8s.io/v1
+    r!("node.k8s.io", "v1", "RuntimeClass", "runtimeclasses", "runtimeclass", false, NONE, NONE, NONE, "runtimeclasses"),
     // coordination.k8s.io/v1
     r!("coordination.k8s.io", "v1", "Lease", "leases", "lease", true, NONE, NONE, NONE, "leases"),
     // discovery.k8s.io/v1

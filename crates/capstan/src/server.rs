@@ -56,6 +56,9 @@ pub struct ServerArgs {
     /// The runtime handler for pods without a RuntimeClass: runc (default) or crun.
     #[arg(long, default_value = "")]
     pub default_runtime: String,
+    /// The Linux bridge the node's pods attach to (one per node on a host).
+    #[arg(long, default_value = capstan_agent::cni::BRIDGE)]
+    pub cni_bridge: String,
     /// Port of the node agent's kubelet HTTPS server (logs, exec, attach, port-forward).
     #[arg(long, default_value_t = 10250)]
     pub kubelet_port: u16,
@@ -194,6 +197,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
             cluster_dns: args.cluster_dns.clone(),
             cluster_domain: args.cluster_domain.clone(),
             default_runtime: args.default_runtime.clone(),
+            cni_bridge: args.cni_bridge.clone(),
             kubelet_port: args.kubelet_port,
         };
         Some(tokio::spawn(async move {

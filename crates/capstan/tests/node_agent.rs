@@ -61,7 +61,8 @@ fn agent_registers_a_node_with_its_lease_and_images() {
         node["metadata"]["labels"]["node-role.kubernetes.io/control-plane"],
         "true"
     );
-    assert_eq!(node["spec"]["podCIDR"], "10.42.0.0/24");
+    let first_24 = common::cluster_cidr().replace(".0.0/16", ".0.0/24");
+    assert_eq!(node["spec"]["podCIDR"], first_24.as_str());
     assert_eq!(node["status"]["capacity"]["pods"], "110");
     let conds: Vec<&str> = node["status"]["conditions"]
         .as_array()
@@ -90,7 +91,7 @@ fn agent_registers_a_node_with_its_lease_and_images() {
     let conflist =
         std::fs::read_to_string(s.dir.path().join("agent/cni/10-capstan.conflist")).unwrap();
     assert!(
-        conflist.contains("10.42.0.0/24") && conflist.contains("host-local"),
+        conflist.contains(&first_24) && conflist.contains("host-local"),
         "{conflist}"
     );
     let wide = s.kubectl(&["get", "nodes", "-o", "wide"]).ok();

@@ -150,7 +150,12 @@ spec:
         phase(p) == "Running" && ready(p)
     });
     let ip = p["status"]["podIP"].as_str().unwrap();
-    assert!(ip.starts_with("10.42."), "pod IP {ip}");
+    let net = common::cluster_cidr();
+    let prefix = net.rsplitn(3, '.').last().unwrap();
+    assert!(
+        ip.starts_with(&format!("{prefix}.")),
+        "pod IP {ip} in {net}"
+    );
     assert_eq!(p["status"]["podIPs"][0]["ip"], ip);
     assert_eq!(p["status"]["qosClass"], "BestEffort");
     eventually(20, || {
@@ -556,6 +561,300 @@ spec:
     // None of this disturbs other pods of the node (the other scenarios run beside it).
 }
 
+fn security_context(t: &T) {
+    t.apply(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: secure}
+spec:
+  nodeName: NODE
+  securityContext: {runAsUser: 1000, runAsGroup: 3000, fsGroup: 2000}
+  containers:
+  - name: c
+    image: busybox:1.36
+    command: ["sleep", "3600"]
+    securityContext:
+      readOnlyRootFilesystem: true
+      allowPrivilegeEscalation: false
+      capabilities: {drop: ["ALL"], add: ["NET_BIND_SERVICE"]}
+    volumeMounts: [{name: scratch, mountPath: /scratch}]
+  volumes: [{name: scratch, emptyDir: {}}]
+"#,
+    );
+    t.wait("secure", 60, "Running", |p| phase(p) == "Running");
+    let id = t.exec("secure", &["id"]);
+    assert!(id.starts_with("uid=1000 gid=3000"), "{id}");
+    assert!(
+        id.contains("2000"),
+        "fsGroup is a supplementary group: {id}"
+    );
+    let status = t.exec("secure", &["cat", "/proc/self/status"]);
+    let field = |k: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(k))
+            .unwrap_or("")
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("")
+            .to_string()
+    };
+    assert_eq!(
+        field("CapBnd:"),
+        "0000000000000400",
+        "only NET_BIND_SERVICE: {status}"
+    );
+    assert_eq!(
+        field("CapEff:"),
+        "0000000000000000",
+        "a non-root user has no effective capabilities"
+    );
+    assert_eq!(field("NoNewPrivs:"), "1");
+    let o = t.s.kubectl(&[
+        "exec",
+        "-n",
+        &t.ns,
+        "secure",
+        "--",
+        "touch",
+        "/rootfs-write",
+    ]);
+    assert_ne!(o.code, 0, "the root filesystem is read-only");
+    assert!(o.stderr.contains("Read-only file system"), "{}", o.stderr);
+    // The emptyDir belongs to the fsGroup and is writable by the user.
+    t.exec("secure", &["touch", "/scratch/ok"]);
+    let ls = t.exec("secure", &["ls", "-ldn", "/scratch"]);
+    assert!(ls.split_whitespace().nth(3) == Some("2000"), "{ls}");
+}
+
+fn resources_become_cgroups(t: &T) {
+    t.apply(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: limited}
+spec:
+  nodeName: NODE
+  containers:
+  - name: c
+    image: busybox:1.36
+    command: ["sleep", "3600"]
+    resources: {requests: {cpu: 100m, memory: 32Mi}, limits: {cpu: 250m, memory: 64Mi}}
+"#,
+    );
+    let p = t.wait("limited", 60, "Running", |p| phase(p) == "Running");
+    assert_eq!(p["status"]["qosClass"], "Burstable");
+    let read = |f: &str| t.exec("limited", &["cat", f]).trim().to_string();
+    assert_eq!(read("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"), "25000");
+    assert_eq!(read("/sys/fs/cgroup/cpu/cpu.cfs_period_us"), "100000");
+    assert_eq!(read("/sys/fs/cgroup/cpu/cpu.shares"), "102");
+    assert_eq!(
+        read("/sys/fs/cgroup/memory/memory.limit_in_bytes"),
+        "67108864"
+    );
+}
+
+fn config_map_downward_projected(t: &T) {
+    t.s.kubectl(&[
+        "create",
+        "configmap",
+        "app",
+        "-n",
+        &t.ns,
+        "--from-literal=mode=fast",
+        "--from-literal=level=3",
+    ])
+    .ok();
+    t.apply(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: vols, labels: {tier: backend}}
+spec:
+  nodeName: NODE
+  containers:
+  - name: c
+    image: busybox:1.36
+    command: ["sleep", "3600"]
+    env: [{name: MODE, valueFrom: {configMapKeyRef: {name: app, key: mode}}}]
+    envFrom: [{configMapRef: {name: app}, prefix: CFG_}]
+    resources: {limits: {memory: 48Mi}}
+    volumeMounts:
+    - {name: cfg, mountPath: /etc/app}
+    - {name: info, mountPath: /etc/podinfo}
+    - {name: all, mountPath: /etc/all}
+    - {name: cfg, mountPath: /etc/level, subPath: lvl}
+  volumes:
+  - {name: cfg, configMap: {name: app, items: [{key: level, path: lvl/level}]}}
+  - name: info
+    downwardAPI:
+      items:
+      - {path: labels, fieldRef: {fieldPath: metadata.labels}}
+      - {path: name, fieldRef: {fieldPath: metadata.name}}
+      - {path: mem, resourceFieldRef: {containerName: c, resource: limits.memory, divisor: 1Mi}}
+  - name: all
+    projected: {sources: [{configMap: {name: app}}, {downwardAPI: {items: [{path: ns, fieldRef: {fieldPath: metadata.namespace}}]}}]}
+"#,
+    );
+    t.wait("vols", 60, "Running", |p| phase(p) == "Running");
+    assert_eq!(t.exec("vols", &["cat", "/etc/app/lvl/level"]), "3");
+    assert_eq!(t.exec("vols", &["cat", "/etc/level/level"]), "3");
+    assert_eq!(
+        t.exec("vols", &["cat", "/etc/podinfo/labels"]),
+        "tier=\"backend\""
+    );
+    assert_eq!(t.exec("vols", &["cat", "/etc/podinfo/name"]), "vols");
+    assert_eq!(t.exec("vols", &["cat", "/etc/podinfo/mem"]), "48");
+    assert_eq!(t.exec("vols", &["cat", "/etc/all/mode"]), "fast");
+    assert_eq!(t.exec("vols", &["cat", "/etc/all/ns"]), t.ns);
+    let env = t.exec("vols", &["env"]);
+    for kv in [
+        "MODE=fast",
+        "CFG_mode=fast",
+        "CFG_level=3",
+        "KUBERNETES_SERVICE_HOST=10.43.0.1",
+        "KUBERNETES_SERVICE_PORT=443",
+    ] {
+        assert!(
+            env.lines().any(|l| l == kv),
+            "{kv} missing from env:\n{env}"
+        );
+    }
+    // An update of the config map reaches the mounted file (the kubelet resyncs periodically).
+    t.s.kubectl(&[
+        "patch",
+        "configmap",
+        "app",
+        "-n",
+        &t.ns,
+        "-p",
+        r#"{"data":{"level":"4"}}"#,
+    ])
+    .ok();
+    eventually(60, || {
+        (t.exec("vols", &["cat", "/etc/app/lvl/level"]) == "4").then_some(())
+    });
+}
+
+fn sidecar_and_deadline(t: &T) {
+    t.apply(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: sidecar}
+spec:
+  nodeName: NODE
+  initContainers:
+  - {name: logger, image: busybox:1.36, restartPolicy: Always, command: ["sh", "-c", "echo sidecar-up; exec sleep 3600"],
+     startupProbe: {exec: {command: ["true"]}, periodSeconds: 1}}
+  containers:
+  - {name: app, image: busybox:1.36, command: ["sleep", "3600"]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: deadline}
+spec:
+  nodeName: NODE
+  activeDeadlineSeconds: 3
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {name: app, image: busybox:1.36, command: ["sleep", "3600"]}
+"#,
+    );
+    let p = t.wait("sidecar", 60, "Running and Ready", |p| {
+        phase(p) == "Running" && ready(p)
+    });
+    let side = &p["status"]["initContainerStatuses"][0];
+    assert!(
+        side["state"]["running"].is_object(),
+        "the sidecar keeps running: {side}"
+    );
+    assert_eq!(side["started"], true);
+    assert!(cstatus(&p, "app")["state"]["running"].is_object());
+    let p = t.wait("deadline", 60, "Failed", |p| phase(p) == "Failed");
+    assert_eq!(p["status"]["reason"], "DeadlineExceeded", "{}", p["status"]);
+}
+
+fn host_port(t: &T) {
+    t.apply(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: hp}
+spec:
+  nodeName: NODE
+  containers:
+  - name: web
+    image: busybox:1.36
+    command: ["sh", "-c", "mkdir /www; echo via-hostport > /www/index.html; exec httpd -f -p 8080 -h /www"]
+    ports: [{containerPort: 8080, hostPort: 18080}]
+"#,
+    );
+    let p = t.wait("hp", 60, "Running", |p| phase(p) == "Running");
+    let host_ip = p["status"]["hostIP"].as_str().unwrap().to_string();
+    let body = eventually(30, || {
+        let o = std::process::Command::new("curl")
+            .args(["-s", "--max-time", "2", &format!("http://{host_ip}:18080/")])
+            .output()
+            .ok()?;
+        let b = String::from_utf8_lossy(&o.stdout).into_owned();
+        (!b.is_empty()).then_some(b)
+    });
+    assert_eq!(body, "via-hostport\n");
+}
+
+fn runtime_class_crun(t: &T) {
+    if !std::path::Path::new("/usr/bin/crun").exists() {
+        eprintln!("NOTICE: crun not installed; RuntimeClass scenario skipped");
+        return;
+    }
+    let rc = format!("crun-{}", t.ns);
+    t.s.kubectl_stdin(&["apply", "-f", "-"], &format!("apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata: {{name: {rc}}}\nhandler: crun\n")).ok();
+    t.apply(&format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: crunpod}}
+spec:
+  nodeName: NODE
+  runtimeClassName: {rc}
+  containers: [{{name: c, image: busybox:1.36, command: ["sh", "-c", "echo hello-crun; exec sleep 3600"]}}]
+"#
+    ));
+    let p = t.wait("crunpod", 60, "Running", |p| phase(p) == "Running");
+    let id = cstatus(&p, "c")["containerID"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("containerd://")
+        .to_string();
+    let info = std::process::Command::new("ctr")
+        .arg("-a")
+        .arg(t.s.containerd_socket())
+        .args(["-n", "k8s.io", "containers", "info", &id])
+        .output()
+        .unwrap();
+    let info = String::from_utf8_lossy(&info.stdout);
+    // The runc shim's options (a protobuf, base64 in ctr's JSON) name crun as the binary.
+    let info: Value = serde_json::from_str(&info).unwrap();
+    let opts = info["Runtime"]["Options"]["value"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let decoded = std::process::Command::new("sh")
+        .args(["-c", &format!("echo {opts} | base64 -d")])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&decoded.stdout).contains("crun"),
+        "{info}"
+    );
+    eventually(20, || {
+        t.log("crunpod", "c").contains("hello-crun").then_some(())
+    });
+    t.s.kubectl(&["delete", "runtimeclass", &rc]).ok();
+}
+
 #[test]
 fn pods_run_as_real_containers() {
     if !prerequisites() {
@@ -586,6 +885,12 @@ fn pods_run_as_real_containers() {
         ("init", Box::new(init_containers_in_order)),
         ("grace", Box::new(move |t: &T| prestop_and_grace(t, &hd))),
         ("errors", Box::new(configuration_errors)),
+        ("security", Box::new(security_context)),
+        ("resources", Box::new(resources_become_cgroups)),
+        ("volumes", Box::new(config_map_downward_projected)),
+        ("sidecar", Box::new(sidecar_and_deadline)),
+        ("hostport", Box::new(host_port)),
+        ("crun", Box::new(runtime_class_crun)),
     ];
     let failures: Vec<String> = std::thread::scope(|scope| {
         let handles: Vec<_> = scenarios

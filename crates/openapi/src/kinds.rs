@@ -78,6 +78,9 @@ pub fn add_kind(
         ("scheduling.k8s.io", "v1") => {
             PriorityClass => api::scheduling::v1::PriorityClass,
         }
+        ("node.k8s.io", "v1") => {
+            RuntimeClass => api::node::v1::RuntimeClass,
+        }
         ("coordination.k8s.io", "v1") => {
             Lease => api::coordination::v1::Lease,
         }

@@ -48,6 +48,7 @@ pub(crate) fn dispatch<V: Visit>(group: &str, version: &str, kind: &str, v: V) -
         ("scheduling.k8s.io", "v1", "PriorityClass") => {
             v.visit::<a::scheduling::v1::PriorityClass>()
         }
+        ("node.k8s.io", "v1", "RuntimeClass") => v.visit::<a::node::v1::RuntimeClass>(),
         ("coordination.k8s.io", "v1", "Lease") => v.visit::<a::coordination::v1::Lease>(),
         ("discovery.k8s.io", "v1", "EndpointSlice") => v.visit::<a::discovery::v1::EndpointSlice>(),
         ("events.k8s.io", "v1", "Event") => v.visit::<a::events::v1::Event>(),

@@ -137,6 +137,16 @@ impl Out {
     }
 }
 
+/// The cluster CIDR for this test process's agent servers (10.100.0.0/16 … 10.249.0.0/16).
+pub fn cluster_cidr() -> String {
+    format!("10.{}.0.0/16", 100 + std::process::id() % 150)
+}
+
+/// The CNI bridge of this test process's agent servers (removed when the server drops).
+pub fn cni_bridge() -> String {
+    format!("cst{}", std::process::id() % 100_000)
+}
+
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_capstan")
 }
@@ -198,6 +208,12 @@ impl Server {
                 node.into(),
                 "--kubelet-port".into(),
                 free_port().to_string(),
+                // Pod networks of concurrently running test processes share the host's bridge:
+                // a cluster CIDR per process keeps their pod IPs apart.
+                "--cluster-cidr".into(),
+                cluster_cidr(),
+                "--cni-bridge".into(),
+                cni_bridge(),
             ],
             agent: true,
             ip_forward: std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").ok(),
@@ -459,6 +475,12 @@ impl Drop for Server {
             for p in points {
                 let _ = Command::new("umount").args(["-l", p]).status();
             }
+        }
+        if self.agent {
+            // The pod bridge this test's node made (its veths went with the sandboxes).
+            let _ = Command::new("ip")
+                .args(["link", "del", &cni_bridge()])
+                .output();
         }
         if let Some(v) = &self.ip_forward {
             let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", v.trim());

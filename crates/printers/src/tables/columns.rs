@@ -278,6 +278,11 @@ pub(crate) fn for_kind(kind: &str) -> Option<Vec<ColumnDefinition>> {
             c("Limit", "string", "", "Limits control the maximum amount of cpu/memory that a container may use independent of contention on the node.", 0),
             age(),
         ],
+        "RuntimeClass" => vec![
+            name(),
+            c("Handler", "string", "", "handler specifies the underlying runtime and configuration that the CRI implementation will use to handle pods of this class.", 0),
+            age(),
+        ],
         "PriorityClass" => vec![
             name(),
             c("Value", "integer", "", d::PC_VALUE, 0),

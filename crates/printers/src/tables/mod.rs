@@ -72,6 +72,7 @@ pub fn cells(kind: &str, obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
         "ControllerRevision" => workloads::controller_revision,
         "ResourceQuota" => core::resource_quota,
         "PriorityClass" => other::priority_class,
+        "RuntimeClass" => other::runtime_class,
         "EndpointSlice" => other::endpoint_slice,
         "Scale" => workloads::scale,
         _ => default_cells,

@@ -148,6 +148,14 @@ pub(crate) fn lease(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
     ]
 }
 
+pub(crate) fn runtime_class(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    vec![
+        json!(name(obj)),
+        json!(s(obj, "/handler")),
+        json!(age(obj, now)),
+    ]
+}
+
 pub(crate) fn priority_class(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
     vec![
         json!(name(obj)),
