@@ -75,6 +75,47 @@ pub fn ensure_hugetlb_v1() {
     }
 }
 
+/// A containerd an earlier agent on this data dir started and left running (the agent was
+/// killed): stop it by the PID it recorded, if that PID still runs containerd with this
+/// config, so the new one owns the socket. Containers keep running in their shims.
+async fn stop_previous(pid_file: &Path, cfg: &Path) {
+    let Some(pid) = std::fs::read_to_string(pid_file)
+        .ok()
+        .and_then(|p| p.trim().parse::<u32>().ok())
+    else {
+        return;
+    };
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    if !cmdline.starts_with("containerd ") || !cmdline.contains(&*cfg.to_string_lossy()) {
+        return;
+    }
+    tracing::info!(pid, "stopping the containerd a previous agent left running");
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    // Gone, or a zombie nobody reaps yet.
+    let alive = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| {
+                s.rsplit(')')
+                    .next()
+                    .and_then(|r| r.split_whitespace().next())
+                    != Some("Z")
+            })
+            .unwrap_or(false)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(pid) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if Path::new(&format!("/proc/{pid}")).exists() {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    }
+}
+
 /// A containerd this agent started.
 pub struct Containerd {
     child: Child,
@@ -96,6 +137,7 @@ impl Containerd {
             std::fs::create_dir_all(d)?;
         }
         let cfg = dir.join("config.toml");
+        stop_previous(&dir.join("containerd.pid"), &cfg).await;
         std::fs::write(&cfg, config(data_dir))?;
         let socket = capstan_images::containerd_socket(data_dir);
         let _ = std::fs::remove_file(&socket);

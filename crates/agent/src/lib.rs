@@ -40,6 +40,8 @@ pub struct AgentConfig {
     pub default_runtime: String,
     /// The Linux bridge of the node's pod network.
     pub cni_bridge: String,
+    /// A directory of static pod manifests (`--pod-manifest-path`).
+    pub pod_manifest_path: Option<PathBuf>,
     /// Port of the kubelet HTTPS server (logs, exec, attach, port-forward); 0 picks a free one.
     pub kubelet_port: u16,
 }
@@ -206,7 +208,7 @@ pub async fn run(cfg: AgentConfig, shutdown: impl std::future::Future<Output = (
         cluster_domain: cfg.cluster_domain.clone(),
         default_runtime: cfg.default_runtime.clone(),
     });
-    let pod_manager = tokio::spawn(pods::run(ctx));
+    let pod_manager = tokio::spawn(pods::run(ctx, cfg.pod_manifest_path.clone()));
     tracing::info!(node = %facts.name, pod_cidr = %facts.pod_cidr, runtime = %facts.runtime_version, "node agent started");
     let heartbeat = async {
         let mut tick = tokio::time::interval(node::HEARTBEAT);

@@ -59,6 +59,9 @@ pub struct ServerArgs {
     /// The Linux bridge the node's pods attach to (one per node on a host).
     #[arg(long, default_value = capstan_agent::cni::BRIDGE)]
     pub cni_bridge: String,
+    /// A directory of static pod manifests the node agent runs (with mirror pods in the API).
+    #[arg(long)]
+    pub pod_manifest_path: Option<PathBuf>,
     /// Port of the node agent's kubelet HTTPS server (logs, exec, attach, port-forward).
     #[arg(long, default_value_t = 10250)]
     pub kubelet_port: u16,
@@ -198,6 +201,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
             cluster_domain: args.cluster_domain.clone(),
             default_runtime: args.default_runtime.clone(),
             cni_bridge: args.cni_bridge.clone(),
+            pod_manifest_path: args.pod_manifest_path.clone(),
             kubelet_port: args.kubelet_port,
         };
         Some(tokio::spawn(async move {

@@ -855,6 +855,48 @@ spec:
     t.s.kubectl(&["delete", "runtimeclass", &rc]).ok();
 }
 
+fn static_pod_with_mirror(t: &T) {
+    let dir = t.s.dir.path().join("manifests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("static-web.yaml");
+    let manifest = format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: static-web, namespace: {}}}\nspec:\n  containers: [{{name: c, image: busybox:1.36, command: [sleep, '3600']}}]\n", t.ns);
+    std::fs::write(&file, manifest).unwrap();
+    let name = format!("static-web-{NODE}");
+    let p = eventually(60, || {
+        let o =
+            t.s.kubectl(&["get", "pod", "-n", &t.ns, &name, "-o", "json"]);
+        serde_json::from_str::<Value>(&o.stdout)
+            .ok()
+            .filter(|p| phase(p) == "Running")
+    });
+    assert!(
+        p["metadata"]["annotations"]["kubernetes.io/config.mirror"].is_string(),
+        "{p}"
+    );
+    assert_eq!(p["metadata"]["ownerReferences"][0]["kind"], "Node");
+    let id = cstatus(&p, "c")["containerID"].clone();
+    // Deleting the mirror does not stop the static pod: the mirror comes back.
+    t.s.kubectl(&["delete", "pod", "-n", &t.ns, &name, "--wait=false"])
+        .ok();
+    let back = eventually(60, || {
+        let o =
+            t.s.kubectl(&["get", "pod", "-n", &t.ns, &name, "-o", "json"]);
+        serde_json::from_str::<Value>(&o.stdout)
+            .ok()
+            .filter(|q| q["metadata"]["uid"] != p["metadata"]["uid"] && phase(q) == "Running")
+    });
+    assert_eq!(
+        cstatus(&back, "c")["containerID"],
+        id,
+        "the container kept running"
+    );
+    // Removing the manifest stops it and removes the mirror.
+    std::fs::remove_file(&file).unwrap();
+    eventually(60, || {
+        (t.s.kubectl(&["get", "pod", "-n", &t.ns, &name]).code != 0).then_some(())
+    });
+}
+
 #[test]
 fn pods_run_as_real_containers() {
     if !prerequisites() {
@@ -891,6 +933,7 @@ fn pods_run_as_real_containers() {
         ("sidecar", Box::new(sidecar_and_deadline)),
         ("hostport", Box::new(host_port)),
         ("crun", Box::new(runtime_class_crun)),
+        ("static", Box::new(static_pod_with_mirror)),
     ];
     let failures: Vec<String> = std::thread::scope(|scope| {
         let handles: Vec<_> = scenarios

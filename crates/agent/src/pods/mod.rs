@@ -16,6 +16,7 @@ pub mod image;
 pub mod probe;
 pub mod spec;
 mod start;
+mod static_pods;
 pub mod status;
 pub mod volumes;
 mod worker;
@@ -185,10 +186,39 @@ async fn remove_orphans(ctx: &Arc<Ctx>, known: &HashSet<String>) {
     }
 }
 
-/// List and watch this node's pods forever, feeding the workers.
-pub async fn run(ctx: Arc<Ctx>) {
+fn is_mirror(v: &Value) -> bool {
+    !v["metadata"]["annotations"][static_pods::MIRROR].is_null()
+}
+
+/// A mirror pod someone deleted: finish the deletion at once (the static pod keeps running
+/// and gets a new mirror), as the kubelet does.
+async fn delete_mirror(ctx: &Ctx, v: &Value) {
+    if v["metadata"]["deletionTimestamp"].is_null() {
+        return;
+    }
+    let path = format!(
+        "/api/v1/namespaces/{}/pods/{}",
+        v["metadata"]["namespace"].as_str().unwrap_or_default(),
+        v["metadata"]["name"].as_str().unwrap_or_default()
+    );
+    let body = serde_json::json!({"gracePeriodSeconds": 0, "preconditions": {"uid": v["metadata"]["uid"]}});
+    let _ = ctx.api.call("DELETE", &path, Some(&body)).await;
+}
+
+/// List and watch this node's pods forever, feeding the workers; with `manifests`, run the
+/// static pods of that directory too.
+pub async fn run(ctx: Arc<Ctx>, manifests: Option<PathBuf>) {
     let workers: Workers = Default::default();
     tokio::spawn(relist(ctx.clone(), workers.clone()));
+    let static_uids: Arc<Mutex<HashSet<String>>> = Default::default();
+    if let Some(dir) = manifests {
+        tokio::spawn(static_pods::run(
+            ctx.clone(),
+            dir,
+            workers.clone(),
+            static_uids.clone(),
+        ));
+    }
     let base = format!("/api/v1/pods?fieldSelector=spec.nodeName%3D{}", ctx.node);
     loop {
         let list = match ctx.api.call("GET", &base, None).await {
@@ -204,8 +234,12 @@ pub async fn run(ctx: Arc<Ctx>) {
                 continue;
             }
         };
-        let mut known = HashSet::new();
+        let mut known: HashSet<String> = static_uids.lock().expect("static uids").clone();
         for item in list["items"].as_array().cloned().unwrap_or_default() {
+            if is_mirror(&item) {
+                delete_mirror(&ctx, &item).await;
+                continue;
+            }
             let uid = uid_of(&item);
             known.insert(uid.clone());
             if let Ok(p) = serde_json::from_value::<Pod>(item) {
@@ -243,6 +277,10 @@ pub async fn run(ctx: Arc<Ctx>) {
                 Ok(Some(ev)) => {
                     let kind = ev["type"].as_str().unwrap_or_default();
                     let obj = &ev["object"];
+                    if is_mirror(obj) {
+                        delete_mirror(&ctx, obj).await;
+                        continue;
+                    }
                     match kind {
                         "ADDED" | "MODIFIED" => {
                             let uid = uid_of(obj);

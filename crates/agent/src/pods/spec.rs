@@ -38,6 +38,42 @@ pub fn qos_class(pod: &Pod) -> &str {
         .unwrap_or("BestEffort")
 }
 
+/// The QoS class of a pod spec, as kube-apiserver computes it: Guaranteed when every container
+/// has cpu and memory limits equal to its requests, BestEffort when none has any, Burstable
+/// otherwise.
+pub fn compute_qos(spec: &k8s_openapi::api::core::v1::PodSpec) -> &'static str {
+    let all: Vec<&Container> = spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .collect();
+    let mut any = false;
+    let mut guaranteed = true;
+    for c in &all {
+        let r = c.resources.clone().unwrap_or_default();
+        for name in ["cpu", "memory"] {
+            let limit = resource(&r, true, name);
+            let mut request = resource(&r, false, name);
+            if request == 0 {
+                request = limit;
+            }
+            if limit != 0 || request != 0 {
+                any = true;
+            }
+            if limit == 0 || limit != request {
+                guaranteed = false;
+            }
+        }
+    }
+    if !any {
+        "BestEffort"
+    } else if guaranteed {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    }
+}
+
 /// The pod's cgroup parent under the cgroupfs driver, as the kubelet lays it out.
 pub fn cgroup_parent(pod: &Pod) -> String {
     let uid = pod.metadata.uid.as_deref().unwrap_or_default();

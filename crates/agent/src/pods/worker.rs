@@ -40,6 +40,8 @@ pub(super) struct Worker {
     pub volumes: Option<(HashMap<String, PathBuf>, Instant)>,
     pub lookups: env::Lookups,
     pub last_status: Value,
+    /// The uid of the API object the last status went to (a static pod's mirror can change).
+    pub last_target: String,
     pub start_time: Option<String>,
     pub sandbox_ip: HashMap<String, String>,
 }
@@ -76,6 +78,7 @@ impl Worker {
             volumes: None,
             lookups: Default::default(),
             last_status: Value::Null,
+            last_target: String::new(),
             start_time: None,
             sandbox_ip: HashMap::new(),
         }
@@ -362,6 +365,17 @@ impl Worker {
     }
 
     async fn report(&mut self, pod: &Pod, status: Value) {
+        let target = pod
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(super::static_pods::MIRROR_UID))
+            .cloned()
+            .unwrap_or_else(|| self.uid.clone());
+        if target != self.last_target {
+            self.last_target = target;
+            self.last_status = Value::Null;
+        }
         if status == self.last_status {
             return;
         }

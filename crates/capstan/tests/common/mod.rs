@@ -195,6 +195,7 @@ impl Server {
     /// A server that also runs its node agent (root and containerd needed), named `node`.
     pub fn start_with_agent(node: &str) -> Server {
         let dir = tempfile::tempdir().unwrap();
+        let manifests = dir.path().join("manifests").to_string_lossy().into_owned();
         let mut s = Server {
             child: None,
             kubeconfig: dir.path().join("admin.kubeconfig"),
@@ -214,6 +215,9 @@ impl Server {
                 cluster_cidr(),
                 "--cni-bridge".into(),
                 cni_bridge(),
+                // Static pod manifests: <data dir>/manifests.
+                "--pod-manifest-path".into(),
+                manifests,
             ],
             agent: true,
             ip_forward: std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").ok(),
