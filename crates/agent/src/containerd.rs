@@ -180,6 +180,49 @@ impl Containerd {
     }
 }
 
+/// Keep a containerd we started running: when it exits, notify (the node reports NotReady),
+/// start it again with back-off (1 s doubling to 30 s), notify again. On `stop`, stop it.
+pub async fn supervise(
+    mut c: Containerd,
+    data_dir: PathBuf,
+    changed: std::sync::Arc<tokio::sync::Notify>,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) {
+    loop {
+        tokio::select! {
+            status = c.child.wait() => {
+                tracing::warn!(status = ?status.ok(), "containerd exited; restarting it");
+                changed.notify_one();
+                let mut delay = Duration::from_secs(1);
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = &mut stop => return,
+                    }
+                    match Containerd::start(&data_dir).await {
+                        Ok(n) => {
+                            tracing::info!(pid = n.pid(), "containerd restarted");
+                            c = n;
+                            break;
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "restarting containerd");
+                            delay = (delay * 2).min(Duration::from_secs(30));
+                        }
+                    }
+                }
+                // Give it a moment to load its CNI config, then report.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                changed.notify_one();
+            }
+            _ = &mut stop => {
+                c.stop().await;
+                return;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

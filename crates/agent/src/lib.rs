@@ -210,10 +210,24 @@ pub async fn run(cfg: AgentConfig, shutdown: impl std::future::Future<Output = (
     });
     let pod_manager = tokio::spawn(pods::run(ctx, cfg.pod_manifest_path.clone()));
     tracing::info!(node = %facts.name, pod_cidr = %facts.pod_cidr, runtime = %facts.runtime_version, "node agent started");
+    // A containerd we started is restarted when it dies; the node reports NotReady meanwhile.
+    let runtime_changed = std::sync::Arc::new(tokio::sync::Notify::new());
+    let (stop_supervisor, supervisor_stop) = tokio::sync::oneshot::channel::<()>();
+    let supervisor = started.map(|c| {
+        tokio::spawn(containerd::supervise(
+            c,
+            cfg.data_dir.clone(),
+            runtime_changed.clone(),
+            supervisor_stop,
+        ))
+    });
     let heartbeat = async {
         let mut tick = tokio::time::interval(node::HEARTBEAT);
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = runtime_changed.notified() => {}
+            }
             // Ready needs both the runtime and its pod network, as the kubelet reports it.
             let (ready, msg) = match cri::runtime_ready(&mut rt).await {
                 Ok((runtime, network, msg)) => (runtime && network, msg),
@@ -252,8 +266,9 @@ pub async fn run(cfg: AgentConfig, shutdown: impl std::future::Future<Output = (
     // Containers keep running: a restarted agent adopts them.
     pod_manager.abort();
     kubelet.abort();
-    if let Some(c) = started {
-        c.stop().await;
+    if let Some(s) = supervisor {
+        let _ = stop_supervisor.send(());
+        let _ = s.await;
     }
     Ok(())
 }

@@ -978,8 +978,36 @@ fn pods_run_as_real_containers() {
         tail(&s.log(), 40)
     );
 
-    // Restarting the server (agent included) adopts the running containers.
+    // The container runtime goes away: the node turns NotReady, the agent restarts containerd,
+    // the node is Ready again and the pods kept running.
     let before = s.pod_json("t-shared", "two");
+    let pid = std::fs::read_to_string(s.dir.path().join("containerd/containerd.pid")).unwrap();
+    std::process::Command::new("kill")
+        .args(["-KILL", pid.trim()])
+        .status()
+        .unwrap();
+    let node_ready = |s: &Server| {
+        s.kubectl(&[
+            "get",
+            "node",
+            NODE,
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+        ])
+        .stdout
+    };
+    eventually(30, || (node_ready(&s) == "False").then_some(()));
+    eventually(60, || (node_ready(&s) == "True").then_some(()));
+    let after = s.pod_json("t-shared", "two");
+    for c in ["web", "client"] {
+        assert_eq!(
+            cstatus(&before, c)["containerID"],
+            cstatus(&after, c)["containerID"],
+            "{c} survived the runtime restart"
+        );
+    }
+
+    // Restarting the server (agent included) adopts the running containers.
     s.kill9_and_restart();
     std::thread::sleep(Duration::from_secs(3));
     let after: Value = eventually(30, || {
