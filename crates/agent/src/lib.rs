@@ -13,6 +13,7 @@ pub mod kubelet;
 pub mod node;
 pub mod pods;
 pub mod podstatus;
+pub mod registries;
 
 use anyhow::{Context, Result};
 use serde_json::json;
@@ -42,6 +43,8 @@ pub struct AgentConfig {
     pub cni_bridge: String,
     /// A directory of static pod manifests (`--pod-manifest-path`).
     pub pod_manifest_path: Option<PathBuf>,
+    /// Registry mirrors and credentials (k3s's registries.yaml format).
+    pub registries: Option<PathBuf>,
     /// Port of the kubelet HTTPS server (logs, exec, attach, port-forward); 0 picks a free one.
     pub kubelet_port: u16,
 }
@@ -207,6 +210,7 @@ pub async fn run(cfg: AgentConfig, shutdown: impl std::future::Future<Output = (
         cluster_dns: cfg.cluster_dns.clone(),
         cluster_domain: cfg.cluster_domain.clone(),
         default_runtime: cfg.default_runtime.clone(),
+        registries: cfg.registries.clone(),
     });
     let pod_manager = tokio::spawn(pods::run(ctx, cfg.pod_manifest_path.clone()));
     tracing::info!(node = %facts.name, pod_cidr = %facts.pod_cidr, runtime = %facts.runtime_version, "node agent started");

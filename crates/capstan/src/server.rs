@@ -62,6 +62,10 @@ pub struct ServerArgs {
     /// A directory of static pod manifests the node agent runs (with mirror pods in the API).
     #[arg(long)]
     pub pod_manifest_path: Option<PathBuf>,
+    /// Registry mirrors and credentials (k3s's registries.yaml format); default
+    /// <data-dir>/registries.yaml when it exists.
+    #[arg(long)]
+    pub registries_config: Option<PathBuf>,
     /// Port of the node agent's kubelet HTTPS server (logs, exec, attach, port-forward).
     #[arg(long, default_value_t = 10250)]
     pub kubelet_port: u16,
@@ -202,6 +206,11 @@ pub async fn run(args: ServerArgs) -> Result<()> {
             default_runtime: args.default_runtime.clone(),
             cni_bridge: args.cni_bridge.clone(),
             pod_manifest_path: args.pod_manifest_path.clone(),
+            registries: Some(
+                args.registries_config
+                    .clone()
+                    .unwrap_or_else(|| data_dir.join("registries.yaml")),
+            ),
             kubelet_port: args.kubelet_port,
         };
         Some(tokio::spawn(async move {

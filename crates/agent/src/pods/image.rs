@@ -59,7 +59,9 @@ pub fn auth_for(image: &str, secrets: &[Secret]) -> Option<cri::AuthConfig> {
             return Some(cri::AuthConfig {
                 username: user,
                 password: pass,
-                server_address: host.to_string(),
+                // containerd parses this as a URL and then only matches its host; leave it
+                // empty: the credentials were already chosen for this image's registry.
+                server_address: String::new(),
                 ..Default::default()
             });
         }

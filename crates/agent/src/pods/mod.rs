@@ -47,6 +47,8 @@ pub struct Ctx {
     pub cluster_domain: String,
     /// The CRI runtime handler for pods without a RuntimeClass ("" = containerd's default).
     pub default_runtime: String,
+    /// registries.yaml, rendered into containerd's certs.d before each pull.
+    pub registries: Option<PathBuf>,
 }
 
 /// A worker's inputs: the latest pod, and a poke when its containers changed state.

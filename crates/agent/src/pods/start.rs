@@ -73,6 +73,12 @@ impl Worker {
                 "Pulling",
                 &format!("Pulling image \"{raw_image}\""),
             );
+            if let Some(file) = &self.ctx.registries {
+                let certs = self.ctx.data_dir.join("agent").join("certs.d");
+                if let Err(e) = crate::registries::apply(file, &certs) {
+                    tracing::warn!(error = %e, "registries configuration");
+                }
+            }
             let secrets: Vec<Secret> = self.lookups.secrets.values().flatten().cloned().collect();
             let started = Instant::now();
             let req = cri::PullImageRequest {

@@ -40,6 +40,9 @@ pub(super) struct Worker {
     pub volumes: Option<(HashMap<String, PathBuf>, Instant)>,
     pub lookups: env::Lookups,
     pub last_status: Value,
+    /// False once a CRI list failed in this pass: the runtime is away, so nothing is decided
+    /// from its (empty) answers — no new sandbox, no status, no deletion.
+    pub cri_ok: std::sync::atomic::AtomicBool,
     /// The uid of the API object the last status went to (a static pod's mirror can change).
     pub last_target: String,
     pub start_time: Option<String>,
@@ -78,6 +81,7 @@ impl Worker {
             volumes: None,
             lookups: Default::default(),
             last_status: Value::Null,
+            cri_ok: std::sync::atomic::AtomicBool::new(true),
             last_target: String::new(),
             start_time: None,
             sandbox_ip: HashMap::new(),
@@ -94,8 +98,18 @@ impl Worker {
             let pod = rx.borrow_and_update().clone();
             let wait = match pod {
                 None => {
-                    self.kill_all(0, None).await;
-                    self.cleanup().await;
+                    // Gone from the API: stop and remove everything, retrying while the
+                    // runtime is away.
+                    for attempt in 0..120u32 {
+                        self.kill_all(0, None).await;
+                        if self.cleanup().await {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(
+                            500 + 100 * attempt.min(20) as u64,
+                        ))
+                        .await;
+                    }
                     return;
                 }
                 Some(p) => match self.sync(&p).await {
@@ -161,6 +175,8 @@ impl Worker {
             Ok(r) => r.into_inner().items,
             Err(e) => {
                 tracing::warn!(error = %e, "ListPodSandbox");
+                self.cri_ok
+                    .store(false, std::sync::atomic::Ordering::Relaxed);
                 vec![]
             }
         };
@@ -181,6 +197,8 @@ impl Worker {
             Ok(r) => r.into_inner().containers,
             Err(e) => {
                 tracing::warn!(error = %e, "ListContainers");
+                self.cri_ok
+                    .store(false, std::sync::atomic::Ordering::Relaxed);
                 vec![]
             }
         };
@@ -334,9 +352,16 @@ impl Worker {
     }
 
     /// Remove sandboxes (with their containers), volumes, logs and cgroups of this pod.
-    pub async fn cleanup(&mut self) {
+    /// False when the runtime could not be asked (try again later).
+    pub async fn cleanup(&mut self) -> bool {
         let mut rt = self.ctx.rt.clone();
-        for sb in self.sandboxes().await {
+        self.cri_ok
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let sandboxes = self.sandboxes().await;
+        if !self.cri_ok.load(std::sync::atomic::Ordering::Relaxed) {
+            return false;
+        }
+        for sb in sandboxes {
             let _ = rt
                 .stop_pod_sandbox(cri::StopPodSandboxRequest {
                     pod_sandbox_id: sb.id.clone(),
@@ -362,6 +387,7 @@ impl Worker {
             }
         }
         super::cgroups::remove_pod(&self.uid);
+        true
     }
 
     async fn report(&mut self, pod: &Pod, status: Value) {
@@ -403,6 +429,8 @@ impl Worker {
         if pod.metadata.deletion_timestamp.is_some() {
             return self.finish_deletion(pod).await;
         }
+        self.cri_ok
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let spec_ = pod.spec.clone().unwrap_or_default();
         let policy = RestartPolicy::parse(spec_.restart_policy.as_deref());
         let prev_phase = pod
@@ -459,12 +487,18 @@ impl Worker {
         let mut pod_failed = failure.is_some();
         if let Some((cfg, id, ip)) = &sandbox {
             let conts = self.containers().await;
+            if !self.cri_ok.load(std::sync::atomic::Ordering::Relaxed) {
+                return Flow::Again(Duration::from_secs(1));
+            }
             let (d, failed) = self.drive(pod, policy, cfg, id, ip, &conts).await;
             wake = wake.min(d);
             pod_failed |= failed;
         }
         // Status from what CRI shows now.
         let conts = self.containers().await;
+        if !self.cri_ok.load(std::sync::atomic::Ordering::Relaxed) {
+            return Flow::Again(Duration::from_secs(1));
+        }
         let (init_views, app_views, probe_wake) = self
             .views(pod, &conts, sandbox.as_ref().map(|s| s.2.as_str()))
             .await;
@@ -574,7 +608,9 @@ impl Worker {
                 .and_then(|s| s.termination_grace_period_seconds))
             .unwrap_or(30);
         self.kill_all(grace, Some(pod)).await;
-        self.cleanup().await;
+        if !self.cleanup().await {
+            return Flow::Again(Duration::from_secs(1));
+        }
         let m = &pod.metadata;
         let path = format!(
             "/api/v1/namespaces/{}/pods/{}",
@@ -709,6 +745,9 @@ impl Worker {
         pod: &Pod,
     ) -> Result<(cri::PodSandboxConfig, String, String), Duration> {
         let sandboxes = self.sandboxes().await;
+        if !self.cri_ok.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(Duration::from_secs(1));
+        }
         let attempt = sandboxes
             .first()
             .and_then(|s| s.metadata.as_ref())

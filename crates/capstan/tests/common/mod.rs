@@ -369,21 +369,14 @@ impl Server {
     /// Build the built-in images (busybox, pause) once per test process and import them into
     /// this server's node.
     pub fn import_builtin_images(&self) {
-        static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-        let dir = BUILT.get_or_init(|| {
-            let d =
-                std::env::temp_dir().join(format!("capstan-test-images-{}", std::process::id()));
-            let out = Command::new(binary())
-                .args(["images", "build-builtin", "--out"])
-                .arg(&d)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            d
+        let dir = builtin_images();
+        // The agent registers its Node once it talks to its containerd.
+        eventually(60, || {
+            (self
+                .kubectl(&["get", "nodes", "-o", "name"])
+                .stdout
+                .contains("node/"))
+            .then_some(())
         });
         let out = Command::new(binary())
             .args(["images", "import", "-d"])
@@ -398,7 +391,28 @@ impl Server {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
 
+/// The built-in images (busybox.tar, pause.tar), built once per test process.
+pub fn builtin_images() -> &'static Path {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let d = std::env::temp_dir().join(format!("capstan-test-images-{}", std::process::id()));
+        let out = Command::new(binary())
+            .args(["images", "build-builtin", "--out"])
+            .arg(&d)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        d
+    })
+}
+
+impl Server {
     /// The node's containerd socket.
     pub fn containerd_socket(&self) -> PathBuf {
         self.dir.path().join("containerd/containerd.sock")
