@@ -45,6 +45,10 @@ pub struct AgentConfig {
     pub pod_manifest_path: Option<PathBuf>,
     /// Registry mirrors and credentials (k3s's registries.yaml format).
     pub registries: Option<PathBuf>,
+    /// `--system-reserved` ("cpu=500m,memory=1Gi").
+    pub system_reserved: String,
+    /// `--eviction-hard` ("memory.available<100Mi,nodefs.available<10%"; "" = none).
+    pub eviction_hard: String,
     /// Port of the kubelet HTTPS server (logs, exec, attach, port-forward); 0 picks a free one.
     pub kubelet_port: u16,
 }
@@ -126,6 +130,11 @@ pub fn host_facts(cfg: &AgentConfig, runtime_version: String) -> node::HostFacts
         pod_cidr: String::new(),
         control_plane: cfg.control_plane,
         kubelet_port: cfg.kubelet_port,
+        reserved_cpu_milli: 0,
+        reserved_memory: 0,
+        eviction_memory: 0,
+        memory_pressure: false,
+        disk_pressure: false,
     }
 }
 
@@ -185,6 +194,12 @@ pub async fn run(cfg: AgentConfig, shutdown: impl std::future::Future<Output = (
     let version = cri::runtime_version(&mut rt).await.context("CRI Version")?;
     let api = api::Api::from_data_dir(&cfg.data_dir, &cfg.api_host, cfg.api_port)?;
     let mut facts = host_facts(&cfg, version);
+    let thresholds = pods::eviction::parse(&cfg.eviction_hard).map_err(anyhow::Error::msg)?;
+    (facts.reserved_cpu_milli, facts.reserved_memory) =
+        node::parse_reserved(&cfg.system_reserved).map_err(anyhow::Error::msg)?;
+    facts.eviction_memory = thresholds.memory.as_ref().map_or(0, |(_, t)| {
+        t.bytes(facts.memory_kib as i128 * 1024).max(0) as u64
+    });
     let kubelet = start_kubelet_server(&cfg, &mut facts, rt.clone()).await?;
     let mut node_obj = node::register(&api, &mut facts, &cfg.cluster_cidr).await?;
     cni::install(&cfg.data_dir, &facts.pod_cidr, &cfg.cni_bridge)
@@ -197,6 +212,10 @@ pub async fn run(cfg: AgentConfig, shutdown: impl std::future::Future<Output = (
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+    // Node changes to report at once: the runtime went or came back, pressure changed.
+    let runtime_changed = std::sync::Arc::new(tokio::sync::Notify::new());
+    let memory_pressure = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let disk_pressure = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let ctx = std::sync::Arc::new(pods::Ctx {
         api: api.clone(),
         rt: rt.clone(),
@@ -211,11 +230,18 @@ pub async fn run(cfg: AgentConfig, shutdown: impl std::future::Future<Output = (
         cluster_domain: cfg.cluster_domain.clone(),
         default_runtime: cfg.default_runtime.clone(),
         registries: cfg.registries.clone(),
+        node_changed: runtime_changed.clone(),
     });
+    let eviction = tokio::spawn(pods::eviction::run(
+        ctx.clone(),
+        thresholds,
+        memory_pressure.clone(),
+        disk_pressure.clone(),
+        std::time::Duration::from_secs(5),
+    ));
     let pod_manager = tokio::spawn(pods::run(ctx, cfg.pod_manifest_path.clone()));
     tracing::info!(node = %facts.name, pod_cidr = %facts.pod_cidr, runtime = %facts.runtime_version, "node agent started");
     // A containerd we started is restarted when it dies; the node reports NotReady meanwhile.
-    let runtime_changed = std::sync::Arc::new(tokio::sync::Notify::new());
     let (stop_supervisor, supervisor_stop) = tokio::sync::oneshot::channel::<()>();
     let supervisor = started.map(|c| {
         tokio::spawn(containerd::supervise(
@@ -232,6 +258,8 @@ pub async fn run(cfg: AgentConfig, shutdown: impl std::future::Future<Output = (
                 _ = tick.tick() => {}
                 _ = runtime_changed.notified() => {}
             }
+            facts.memory_pressure = memory_pressure.load(std::sync::atomic::Ordering::Relaxed);
+            facts.disk_pressure = disk_pressure.load(std::sync::atomic::Ordering::Relaxed);
             // Ready needs both the runtime and its pod network, as the kubelet reports it.
             let (ready, msg) = match cri::runtime_ready(&mut rt).await {
                 Ok((runtime, network, msg)) => (runtime && network, msg),
@@ -269,6 +297,7 @@ pub async fn run(cfg: AgentConfig, shutdown: impl std::future::Future<Output = (
     }
     // Containers keep running: a restarted agent adopts them.
     pod_manager.abort();
+    eviction.abort();
     kubelet.abort();
     if let Some(s) = supervisor {
         let _ = stop_supervisor.send(());

@@ -25,6 +25,33 @@ pub struct HostFacts {
     pub control_plane: bool,
     /// Port of the kubelet server (status.daemonEndpoints.kubeletEndpoint.Port).
     pub kubelet_port: u16,
+    /// `--system-reserved` (cpu millis, memory bytes) and the hard eviction memory threshold
+    /// (bytes), taken off allocatable as the kubelet does.
+    pub reserved_cpu_milli: u64,
+    pub reserved_memory: u64,
+    pub eviction_memory: u64,
+    /// Node pressure seen by the eviction manager.
+    pub memory_pressure: bool,
+    pub disk_pressure: bool,
+}
+
+/// `--system-reserved` ("cpu=500m,memory=1Gi") as (cpu millis, memory bytes).
+pub fn parse_reserved(s: &str) -> Result<(u64, u64), String> {
+    let (mut cpu, mut mem) = (0u64, 0u64);
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (k, v) = part
+            .split_once('=')
+            .ok_or_else(|| format!("invalid reservation {part:?}: want name=quantity"))?;
+        let q = capstan_validation::quantity::Quantity::parse(v)
+            .map_err(|_| format!("invalid quantity in {part:?}"))?;
+        match k {
+            "cpu" => cpu = q.milli_value().max(0) as u64,
+            "memory" => mem = (q.milli_value() / 1000).max(0) as u64,
+            "ephemeral-storage" | "pid" => {}
+            other => return Err(format!("unknown reserved resource {other:?}")),
+        }
+    }
+    Ok((cpu, mem))
 }
 
 /// The Node as first registered.
@@ -55,6 +82,17 @@ pub fn node_status(
         "cpu": h.cpus.to_string(), "memory": format!("{}Ki", h.memory_kib), "pods": "110",
         "ephemeral-storage": format!("{}Ki", h.ephemeral_kib), "hugepages-2Mi": "0", "hugepages-1Gi": "0",
     });
+    let cpu_alloc = (h.cpus * 1000).saturating_sub(h.reserved_cpu_milli);
+    let cpu_alloc = if cpu_alloc.is_multiple_of(1000) {
+        (cpu_alloc / 1000).to_string()
+    } else {
+        format!("{cpu_alloc}m")
+    };
+    let mem_alloc =
+        (h.memory_kib * 1024).saturating_sub(h.reserved_memory + h.eviction_memory) / 1024;
+    let mut allocatable = capacity.clone();
+    allocatable["cpu"] = json!(cpu_alloc);
+    allocatable["memory"] = json!(format!("{mem_alloc}Ki"));
     let cond = |t: &str, status: &str, reason: &str, message: &str| {
         let since = transitions
             .get(t)
@@ -80,10 +118,18 @@ pub fn node_status(
     };
     json!({
         "capacity": capacity,
-        "allocatable": capacity,
+        "allocatable": allocatable,
         "conditions": [
-            cond("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-            cond("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+            if h.memory_pressure {
+                cond("MemoryPressure", "True", "KubeletHasInsufficientMemory", "kubelet has insufficient memory available")
+            } else {
+                cond("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available")
+            },
+            if h.disk_pressure {
+                cond("DiskPressure", "True", "KubeletHasDiskPressure", "kubelet has disk pressure")
+            } else {
+                cond("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure")
+            },
             cond("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
             ready,
         ],
@@ -211,7 +257,38 @@ mod tests {
             pod_cidr: "10.42.0.0/24".into(),
             control_plane: true,
             kubelet_port: 10250,
+            reserved_cpu_milli: 0,
+            reserved_memory: 0,
+            eviction_memory: 0,
+            memory_pressure: false,
+            disk_pressure: false,
         }
+    }
+
+    #[test]
+    fn allocatable_subtracts_reservations_and_pressure_shows() {
+        let (cpu, mem) = parse_reserved("cpu=500m,memory=256Ki").unwrap();
+        let h = HostFacts {
+            reserved_cpu_milli: cpu,
+            reserved_memory: mem,
+            eviction_memory: 512 * 1024,
+            memory_pressure: true,
+            ..facts()
+        };
+        let s = node_status(&h, true, "", "t", &json!({}));
+        assert_eq!(s["allocatable"]["cpu"], "1500m");
+        assert_eq!(s["allocatable"]["memory"], "256Ki");
+        assert_eq!(s["capacity"]["cpu"], "2");
+        assert_eq!(s["conditions"][0]["status"], "True");
+        assert_eq!(s["conditions"][0]["reason"], "KubeletHasInsufficientMemory");
+        assert_eq!(s["conditions"][1]["status"], "False");
+        assert_eq!(
+            node_status(&facts(), true, "", "t", &json!({}))["allocatable"]["cpu"],
+            "2"
+        );
+        assert!(parse_reserved("gpu=1").is_err());
+        assert!(parse_reserved("cpu").is_err());
+        assert_eq!(parse_reserved("").unwrap(), (0, 0));
     }
 
     #[test]

@@ -66,6 +66,12 @@ pub struct ServerArgs {
     /// <data-dir>/registries.yaml when it exists.
     #[arg(long)]
     pub registries_config: Option<PathBuf>,
+    /// Resources kept for the system, taken off the node's allocatable ("cpu=500m,memory=1Gi").
+    #[arg(long, default_value = "")]
+    pub system_reserved: String,
+    /// Hard eviction thresholds of the node agent ("" turns node-pressure eviction off).
+    #[arg(long, default_value = capstan_agent::pods::eviction::DEFAULT_HARD)]
+    pub eviction_hard: String,
     /// Port of the node agent's kubelet HTTPS server (logs, exec, attach, port-forward).
     #[arg(long, default_value_t = 10250)]
     pub kubelet_port: u16,
@@ -206,6 +212,8 @@ pub async fn run(args: ServerArgs) -> Result<()> {
             default_runtime: args.default_runtime.clone(),
             cni_bridge: args.cni_bridge.clone(),
             pod_manifest_path: args.pod_manifest_path.clone(),
+            system_reserved: args.system_reserved.clone(),
+            eviction_hard: args.eviction_hard.clone(),
             registries: Some(
                 args.registries_config
                     .clone()

@@ -1196,6 +1196,74 @@ fn pods_run_as_real_containers() {
     if left > 0 {
         eprintln!("NOTICE: removed {left} leftover hostPort DNAT rule(s)");
     }
+    eviction_under_memory_pressure(s);
+}
+
+/// A node whose memory threshold is never met evicts BestEffort before Burstable pods, one per
+/// cycle, marks them Failed/Evicted, reports MemoryPressure, and never evicts critical pods.
+fn eviction_under_memory_pressure(first: Server) {
+    drop(first);
+    let s = Server::start_with_agent_args(NODE, &["--eviction-hard", "memory.available<100Ti"]);
+    s.import_builtin_images();
+    let pod = |name: &str, ns: &str, extra: &str| {
+        format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  nodeName: {NODE}\n  terminationGracePeriodSeconds: 0\n{extra}  containers: [{{name: c, image: busybox:1.36, command: [sleep, '3600']{res}}}]\n",
+            res = if name == "burstable" { ", resources: {requests: {memory: 1Gi}}" } else { "" })
+    };
+    let all = [
+        pod("besteffort", "default", ""),
+        pod("burstable", "default", ""),
+        pod(
+            "critical",
+            "kube-system",
+            "  priorityClassName: system-node-critical\n",
+        ),
+    ]
+    .join("---\n");
+    s.kubectl_stdin(&["apply", "-f", "-"], &all).ok();
+    let evicted = |ns: &str, name: &str| {
+        let o = s.kubectl(&["get", "pod", "-n", ns, name, "-o", "json"]);
+        serde_json::from_str::<Value>(&o.stdout)
+            .ok()
+            .filter(|p| p["status"]["reason"] == "Evicted")
+    };
+    let first_victim = eventually(60, || {
+        evicted("default", "besteffort")
+            .or_else(|| evicted("default", "burstable").map(|_| Value::Null))
+    });
+    assert!(!first_victim.is_null(), "the BestEffort pod goes first");
+    assert_eq!(first_victim["status"]["phase"], "Failed");
+    assert!(
+        first_victim["status"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("The node was low on resource: memory."),
+        "{}",
+        first_victim["status"]
+    );
+    eventually(30, || {
+        (s.kubectl(&[
+            "get",
+            "node",
+            NODE,
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"MemoryPressure\")].status}",
+        ])
+        .stdout
+            == "True")
+            .then_some(())
+    });
+    eventually(60, || evicted("default", "burstable"));
+    std::thread::sleep(Duration::from_secs(6));
+    assert!(
+        evicted("kube-system", "critical").is_none(),
+        "critical pods are never evicted"
+    );
+    // kubectl shows a killed container's "Error" as STATUS, as with kube; the pod says why.
+    let reason = s
+        .kubectl(&["get", "pod", "burstable", "-o", "jsonpath={.status.reason}"])
+        .ok();
+    assert_eq!(reason, "Evicted");
+    s.remove_all_pods();
 }
 
 /// Delete CNI-HOSTPORT-DNAT rules for `port` and the per-sandbox chains they jump to; how

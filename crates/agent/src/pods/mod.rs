@@ -12,6 +12,7 @@ pub mod cgroups;
 mod drive;
 pub mod env;
 pub mod events;
+pub mod eviction;
 pub mod image;
 pub mod probe;
 pub mod spec;
@@ -49,6 +50,8 @@ pub struct Ctx {
     pub default_runtime: String,
     /// registries.yaml, rendered into containerd's certs.d before each pull.
     pub registries: Option<PathBuf>,
+    /// Poked when the node's status should be reported now (pressure changed).
+    pub node_changed: Arc<tokio::sync::Notify>,
 }
 
 /// A worker's inputs: the latest pod, and a poke when its containers changed state.

@@ -194,6 +194,13 @@ impl Server {
 
     /// A server that also runs its node agent (root and containerd needed), named `node`.
     pub fn start_with_agent(node: &str) -> Server {
+        // The host's own disk may be nearly full on a test machine: only a memory threshold,
+        // so node-pressure eviction does not empty the node under the tests.
+        Self::start_with_agent_args(node, &["--eviction-hard", "memory.available<100Mi"])
+    }
+
+    /// An agent server with extra flags.
+    pub fn start_with_agent_args(node: &str, args: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let manifests = dir.path().join("manifests").to_string_lossy().into_owned();
         let mut s = Server {
@@ -218,7 +225,10 @@ impl Server {
                 // Static pod manifests: <data dir>/manifests.
                 "--pod-manifest-path".into(),
                 manifests,
-            ],
+            ]
+            .into_iter()
+            .chain(args.iter().map(|a| a.to_string()))
+            .collect(),
             agent: true,
             ip_forward: std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").ok(),
         };
