@@ -49,6 +49,35 @@ state = "{state}"
     )
 }
 
+/// A containerd an earlier agent started and left running (the agent was SIGKILLed): stopped
+/// by its recorded PID, when that process is still a containerd on this data dir's config, so
+/// two never share one state dir. Its shims, and so the containers, keep running.
+async fn stop_stale(pid_file: &Path, cfg: &Path) {
+    let Some(pid) = std::fs::read_to_string(pid_file)
+        .ok()
+        .and_then(|p| p.trim().parse::<u32>().ok())
+    else {
+        return;
+    };
+    let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+    let ours = std::fs::read(proc_dir.join("cmdline")).is_ok_and(|c| {
+        let c = String::from_utf8_lossy(&c);
+        c.contains("containerd") && c.contains(&*cfg.to_string_lossy())
+    });
+    if !ours {
+        return;
+    }
+    tracing::info!(pid, "stopping the containerd a previous agent left running");
+    let _ = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while proc_dir.exists() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A containerd this agent started.
 pub struct Containerd {
     child: Child,
@@ -67,6 +96,7 @@ impl Containerd {
             std::fs::create_dir_all(d)?;
         }
         let cfg = dir.join("config.toml");
+        stop_stale(&dir.join("containerd.pid"), &cfg).await;
         std::fs::write(&cfg, config(data_dir))?;
         let socket = capstan_images::containerd_socket(data_dir);
         let _ = std::fs::remove_file(&socket);
