@@ -3,7 +3,7 @@
 
 use crate::pki;
 use anyhow::{Context, Result};
-use capstan_apiserver::{allocator::Cidr, auth::User, ApiServer, Config};
+use capstan_apiserver::{allocator::Cidr, ApiServer, Config};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -84,6 +84,7 @@ fn parse_port_range(s: &str) -> Result<(u16, u16)> {
 
 pub async fn run(args: ServerArgs) -> Result<()> {
     let started = Instant::now();
+    let shutdown = shutdown_signal()?;
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating data dir {}", data_dir.display()))?;
@@ -111,6 +112,12 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     ];
     if !args.bind_address.is_unspecified() {
         sans.push(args.bind_address.to_string());
+    } else {
+        // Joining nodes on other hosts reach the server at this host's address.
+        let ip = capstan_agent::internal_ip();
+        if !sans.contains(&ip) {
+            sans.push(ip);
+        }
     }
     if let Ok(h) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
         let h = h.trim().to_string();
@@ -124,21 +131,20 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         }
     }
     let pki = pki::ensure(&data_dir, &sans)?;
-    let token = pki::ensure_token(&data_dir)?;
+    let (token, parsed_token) = pki::ensure_token(&data_dir, &pki.ca_cert)?;
     let tls = Arc::new(pki::server_tls(&pki)?);
+    let node_join = capstan_apiserver::join::NodeJoin {
+        ca_cert: pki.ca_cert.clone(),
+        secrets: vec![token, parsed_token.secret],
+        issuer: Arc::new(pki::NodeIssuer::load(&data_dir)?),
+    };
 
     let config = Config {
         service_cidr,
         cluster_cidr: args.cluster_cidr.clone(),
         node_port_range,
-        tokens: vec![(
-            token,
-            User {
-                name: "capstan:node-agent".into(),
-                groups: vec!["system:nodes".into(), "system:masters".into()],
-            },
-        )],
         kubelet_client: Some(Arc::new(pki::kubelet_client_tls(&pki)?)),
+        node_join: Some(node_join),
         ..Config::default()
     };
     let api = ApiServer::new(config, store).await?;
@@ -212,7 +218,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     };
     tokio::select! {
         _ = serving => {}
-        _ = shutdown_signal() => tracing::info!("shutting down"),
+        _ = shutdown => tracing::info!("shutting down"),
     }
     let _ = stop_agent.send(());
     if let Some(a) = agent {
@@ -228,12 +234,16 @@ fn describe(ds: &capstan_store::Datastore) -> String {
     }
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or SIGINT; the handlers are installed now, so a signal that arrives
+/// while the caller is still starting is not lost (nor fatal).
+pub fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("signal handler");
-    let mut int = signal(SignalKind::interrupt()).expect("signal handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
 }
