@@ -1,5 +1,5 @@
 //! A small HTTPS client for the agent's calls to the API server (JSON over HTTP/1.1, a
-//! connection per call, client-certificate authentication).
+//! connection per call, client-certificate authentication; a bearer token for joining).
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
@@ -17,7 +17,14 @@ pub struct Api {
     connector: TlsConnector,
     host: String,
     port: u16,
+    /// Sent as `Authorization: Bearer …` when set.
+    bearer: Option<String>,
 }
+
+/// The node's client credential a joined node stores (issued by the server); the server's own
+/// node uses the admin credential instead.
+pub const NODE_CLIENT_CERT: &str = "client-node.crt";
+pub const NODE_CLIENT_KEY: &str = "client-node.key";
 
 /// An answer: status code and JSON body (Null when the body is not JSON).
 pub struct Answer {
@@ -26,29 +33,56 @@ pub struct Answer {
 }
 
 impl Api {
-    /// Credentials from a server's data dir (`tls/ca.crt`, `tls/client-admin.{crt,key}`).
+    /// Credentials from the data dir: `tls/ca.crt` and the node's client credential
+    /// (`tls/client-node.{crt,key}`, a joined node) or the admin one (`tls/client-admin.*`,
+    /// the server's own node).
     pub fn from_data_dir(data_dir: &Path, host: &str, port: u16) -> Result<Api> {
         let tls = data_dir.join("tls");
-        let mut roots = rustls::RootCertStore::empty();
-        for c in
-            CertificateDer::pem_file_iter(tls.join("ca.crt")).context("reading the cluster CA")?
-        {
-            roots.add(c?)?;
-        }
-        let certs: Vec<CertificateDer<'static>> =
-            CertificateDer::pem_file_iter(tls.join("client-admin.crt"))?
-                .collect::<Result<_, _>>()?;
-        let key = PrivateKeyDer::from_pem_file(tls.join("client-admin.key"))?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let cfg = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(roots)
-            .with_client_auth_cert(certs, key)?;
-        Ok(Api {
+        let (cert, key) = if tls.join(NODE_CLIENT_CERT).exists() {
+            (NODE_CLIENT_CERT, NODE_CLIENT_KEY)
+        } else {
+            ("client-admin.crt", "client-admin.key")
+        };
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(tls.join(cert))
+            .with_context(|| format!("reading tls/{cert}"))?
+            .collect::<Result<_, _>>()?;
+        let key = PrivateKeyDer::from_pem_file(tls.join(key))
+            .with_context(|| format!("reading tls/{key}"))?;
+        let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(read_roots(&tls.join("ca.crt"))?)
+        .with_client_auth_cert(certs, key)?;
+        Ok(Api::with_tls(cfg, host, port))
+    }
+
+    /// A client with the given TLS config (no client certificate needed).
+    pub fn with_tls(cfg: rustls::ClientConfig, host: &str, port: u16) -> Api {
+        Api {
             connector: TlsConnector::from(Arc::new(cfg)),
             host: host.to_string(),
             port,
-        })
+            bearer: None,
+        }
+    }
+
+    /// The same client sending `Authorization: Bearer <token>`.
+    pub fn with_bearer(mut self, token: &str) -> Api {
+        self.bearer = Some(token.to_string());
+        self
+    }
+
+    /// One call; the raw body.
+    pub async fn call_raw(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Bytes)> {
+        let resp = self.send(method, path, body).await?;
+        let code = resp.status().as_u16();
+        Ok((code, resp.into_body().collect().await?.to_bytes()))
     }
 
     /// One JSON call (PATCH bodies are merge patches).
@@ -86,6 +120,9 @@ impl Api {
             .uri(path)
             .header("host", &self.host)
             .header("accept", "application/json");
+        if let Some(t) = &self.bearer {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
         if body.is_some() {
             let ct = if method == "PATCH" {
                 "application/merge-patch+json"
@@ -112,6 +149,15 @@ impl Api {
             buf: Vec::new(),
         })
     }
+}
+
+/// The certificates of a PEM file as a root store.
+fn read_roots(path: &Path) -> Result<rustls::RootCertStore> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(path).context("reading the cluster CA")? {
+        roots.add(c?)?;
+    }
+    Ok(roots)
 }
 
 /// A watch response body, split into JSON lines.

@@ -2,16 +2,33 @@
 //! `.1`, masquerade for traffic leaving the cluster, hairpin for pods reaching themselves
 //! through a service) plus portmap for hostPort. containerd's CRI plugin reads it from
 //! `<data-dir>/agent/cni` and runs Debian's plugins from /usr/lib/cni for every sandbox.
+//!
+//! The agent, not the bridge plugin, puts the gateway address on the bridge (`isGateway`
+//! off, the default route's gateway given explicitly): the plugin refuses a bridge that already
+//! has another IPv4 address, and several nodes on one machine (tests) share `capstan0`, each
+//! adding its own podCIDR's gateway.
 
 use serde_json::{json, Value};
 use std::path::Path;
 
-/// The bridge every pod of this node is attached to, unless `--cni-bridge` names another
-/// (two nodes on one host need two bridges: the bridge plugin keeps one gateway per bridge).
+/// The bridge every pod of this node is attached to, unless `--cni-bridge` names another.
 pub const BRIDGE: &str = "capstan0";
+
+/// The gateway of a podCIDR with its prefix (`10.42.3.0/24` → `10.42.3.1/24`); None when it
+/// is not an IPv4 CIDR with room for one.
+pub fn gateway(pod_cidr: &str) -> Option<(std::net::Ipv4Addr, u8)> {
+    let (net, prefix) = pod_cidr.split_once('/')?;
+    let net: std::net::Ipv4Addr = net.parse().ok()?;
+    let prefix: u8 = prefix.parse().ok().filter(|p| *p <= 30)?;
+    let mask = u32::MAX.checked_shl(32 - prefix as u32).unwrap_or(0);
+    Some((((u32::from(net) & mask) + 1).into(), prefix))
+}
 
 /// The conflist for a node (pure).
 pub fn conflist(pod_cidr: &str, ipam_dir: &Path, bridge: &str) -> Value {
+    let gw = gateway(pod_cidr)
+        .map(|(ip, _)| ip.to_string())
+        .unwrap_or_default();
     json!({
         "cniVersion": "0.4.0",
         "name": "capstan",
@@ -19,13 +36,13 @@ pub fn conflist(pod_cidr: &str, ipam_dir: &Path, bridge: &str) -> Value {
             {
                 "type": "bridge",
                 "bridge": bridge,
-                "isGateway": true,
+                "isGateway": false,
                 "ipMasq": true,
                 "hairpinMode": true,
                 "ipam": {
                     "type": "host-local",
-                    "ranges": [[{"subnet": pod_cidr}]],
-                    "routes": [{"dst": "0.0.0.0/0"}],
+                    "ranges": [[{"subnet": pod_cidr, "gateway": gw}]],
+                    "routes": [{"dst": "0.0.0.0/0", "gw": gw}],
                     "dataDir": ipam_dir.to_string_lossy(),
                 }
             },
@@ -34,8 +51,45 @@ pub fn conflist(pod_cidr: &str, ipam_dir: &Path, bridge: &str) -> Value {
     })
 }
 
-/// Write the conflist (atomically) and enable IPv4 forwarding for the pod network.
+fn ip(args: &[&str]) -> std::io::Result<std::process::Output> {
+    std::process::Command::new("ip").args(args).output()
+}
+
+/// Make sure the bridge exists, is up and carries the podCIDR's gateway address (other
+/// addresses on it, other nodes' gateways on this machine, are left alone).
+pub fn ensure_bridge(pod_cidr: &str, bridge: &str) -> std::io::Result<()> {
+    let Some((gw, prefix)) = gateway(pod_cidr) else {
+        return Err(std::io::Error::other(format!("bad podCIDR {pod_cidr:?}")));
+    };
+    if !Path::new("/sys/class/net").join(bridge).exists() {
+        let out = ip(&["link", "add", bridge, "type", "bridge"])?;
+        if !out.status.success() && !Path::new("/sys/class/net").join(bridge).exists() {
+            return Err(std::io::Error::other(format!(
+                "ip link add {bridge}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+    }
+    let _ = ip(&["link", "set", bridge, "up"])?;
+    let addr = format!("{gw}/{prefix}");
+    let shown = ip(&["-o", "-4", "addr", "show", "dev", bridge])?;
+    let needle = format!("inet {addr} ");
+    if !String::from_utf8_lossy(&shown.stdout).contains(&needle) {
+        let out = ip(&["addr", "add", &addr, "dev", bridge])?;
+        if !out.status.success() {
+            return Err(std::io::Error::other(format!(
+                "ip addr add {addr} dev {bridge}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Write the conflist (atomically), set up the bridge's gateway address and enable IPv4
+/// forwarding for the pod network.
 pub fn install(data_dir: &Path, pod_cidr: &str, bridge: &str) -> std::io::Result<()> {
+    ensure_bridge(pod_cidr, bridge)?;
     let dir = data_dir.join("agent").join("cni");
     std::fs::create_dir_all(&dir)?;
     let cfg = conflist(pod_cidr, &data_dir.join("agent").join("cni-ipam"), bridge);
@@ -62,6 +116,29 @@ mod tests {
             "10.42.3.0/24"
         );
         assert_eq!(c["plugins"][0]["ipam"]["dataDir"], "/d/ipam");
+        assert_eq!(c["plugins"][0]["isGateway"], false);
+        assert_eq!(
+            c["plugins"][0]["ipam"]["ranges"][0][0]["gateway"],
+            "10.42.3.1"
+        );
+        assert_eq!(c["plugins"][0]["ipam"]["routes"][0]["gw"], "10.42.3.1");
         assert_eq!(c["plugins"][1]["type"], "portmap");
+    }
+
+    #[test]
+    fn gateways() {
+        let cases: &[(&str, Option<(&str, u8)>)] = &[
+            ("10.42.3.0/24", Some(("10.42.3.1", 24))),
+            ("10.42.3.7/24", Some(("10.42.3.1", 24))),
+            ("10.42.0.0/16", Some(("10.42.0.1", 16))),
+            ("10.42.3.0/31", None),
+            ("10.42.3.0", None),
+            ("fd00::/64", None),
+            ("", None),
+        ];
+        for (cidr, want) in cases {
+            let got = gateway(cidr).map(|(ip, p)| (ip.to_string(), p));
+            assert_eq!(got, want.map(|(ip, p)| (ip.to_string(), p)), "{cidr}");
+        }
     }
 }

@@ -23,7 +23,7 @@ use std::path::PathBuf;
 pub const KUBELET_VERSION: &str = "v1.32.4+capstan";
 
 /// How an agent runs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct AgentConfig {
     pub data_dir: PathBuf,
     pub node_name: String,
@@ -84,7 +84,8 @@ fn disk_kib(dir: &std::path::Path) -> u64 {
         .unwrap_or(0)
 }
 
-fn internal_ip() -> String {
+/// The node's InternalIP: the first global IPv4 address (127.0.0.1 when there is none).
+pub fn internal_ip() -> String {
     std::process::Command::new("ip")
         .args(["-4", "-o", "addr", "show", "scope", "global"])
         .output()
@@ -190,8 +191,23 @@ pub async fn run(cfg: AgentConfig, shutdown: impl std::future::Future<Output = (
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "importing queued images"),
     }
-    let (mut rt, images) = cri::connect_both(&socket).await?;
-    let version = cri::runtime_version(&mut rt).await.context("CRI Version")?;
+    // containerd creates its socket before its CRI plugin answers; wait (bounded) for it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let (mut rt, images, version) = loop {
+        let attempt = async {
+            let (mut rt, images) = cri::connect_both(&socket).await?;
+            let version = cri::runtime_version(&mut rt).await.context("CRI Version")?;
+            Ok::<_, anyhow::Error>((rt, images, version))
+        };
+        match attempt.await {
+            Ok(v) => break v,
+            Err(e) if std::time::Instant::now() < deadline => {
+                tracing::debug!(error = format!("{e:#}"), "CRI not answering yet");
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    };
     let api = api::Api::from_data_dir(&cfg.data_dir, &cfg.api_host, cfg.api_port)?;
     let mut facts = host_facts(&cfg, version);
     let thresholds = pods::eviction::parse(&cfg.eviction_hard).map_err(anyhow::Error::msg)?;
@@ -260,6 +276,10 @@ pub async fn run(cfg: AgentConfig, shutdown: impl std::future::Future<Output = (
             }
             facts.memory_pressure = memory_pressure.load(std::sync::atomic::Ordering::Relaxed);
             facts.disk_pressure = disk_pressure.load(std::sync::atomic::Ordering::Relaxed);
+            // The bridge's gateway address is ours to keep (the bridge plugin does not add it).
+            if let Err(e) = cni::ensure_bridge(&facts.pod_cidr, &cfg.cni_bridge) {
+                tracing::warn!(error = %e, "pod network bridge");
+            }
             // Ready needs both the runtime and its pod network, as the kubelet reports it.
             let (ready, msg) = match cri::runtime_ready(&mut rt).await {
                 Ok((runtime, network, msg)) => (runtime && network, msg),

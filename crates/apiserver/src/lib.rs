@@ -5,7 +5,8 @@
 //! discovery, OpenAPI) → [`request`] parsing → [`handlers`] (get/list/watch/create/update/
 //! patch/delete) → admission and validation → the store. Lists and watches are served from
 //! the [`watchcache`], which follows one store watch. Pod streaming subresources (log, exec,
-//! attach, portforward) are proxied to the node's kubelet ([`kubelet`]).
+//! attach, portforward) are proxied to the node's kubelet ([`kubelet`]). Joining nodes fetch
+//! their credentials with the join token ([`join`]).
 
 pub mod admission;
 pub mod allocator;
@@ -16,6 +17,7 @@ pub mod convert;
 pub mod discovery;
 pub mod filter;
 pub mod handlers;
+pub mod join;
 pub mod kubelet;
 pub mod meta;
 pub mod request;
@@ -65,6 +67,8 @@ pub struct Config {
     /// TLS client config for kubelets (pods/log, exec, attach, portforward); None: those
     /// subresources answer 503.
     pub kubelet_client: Option<Arc<rustls::ClientConfig>>,
+    /// Node joining (`/cacerts`, `/capstan/v1/node-credentials`); None: those paths are 404.
+    pub node_join: Option<join::NodeJoin>,
 }
 
 impl Default for Config {
@@ -77,6 +81,7 @@ impl Default for Config {
             watch_cache_events: 100_000,
             event_ttl: Duration::from_secs(3600),
             kubelet_client: None,
+            node_join: None,
         }
     }
 }

@@ -22,6 +22,23 @@ pub async fn route(
     user: Option<User>,
 ) -> Response<Body> {
     let path = req.uri().path().to_string();
+    // Joining nodes authenticate with the join token, not as API users.
+    if path == crate::join::CACERTS_PATH && req.method() == http::Method::GET {
+        return crate::join::cacerts(&api);
+    }
+    if path == crate::join::CREDENTIALS_PATH {
+        let (parts, body) = req.into_parts();
+        // The (small, size-capped) body is read first: an HTTP/2 answer sent before the request
+        // body ends resets the stream, which clients report instead of the 401.
+        let body = match read_body(body).await {
+            Ok(b) => b,
+            Err(e) => return respond::error(&e),
+        };
+        return match crate::join::admit(&api, &parts.headers) {
+            Ok(join) => crate::join::credentials(&api, join, &parts.method, &body).await,
+            Err(resp) => resp,
+        };
+    }
     if user.is_none() && !auth::is_public(&path) {
         return respond::error(&ApiError::unauthorized());
     }

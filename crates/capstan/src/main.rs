@@ -1,9 +1,12 @@
 //! `capstan`: one binary for the whole platform. `capstan server` runs the control plane
-//! (API server on an embedded store or etcd); later subcommands add the agent and tools.
+//! (API server on an embedded store or etcd, and its own node agent); `capstan agent` joins
+//! another node; `capstan images` manages a node's images.
 
+mod agent;
 mod images;
 mod pki;
 mod server;
+mod token;
 
 use clap::{Parser, Subcommand};
 
@@ -28,6 +31,8 @@ struct Cli {
 enum Command {
     /// Run the control plane (API server, on an embedded store unless --datastore-endpoint).
     Server(Box<server::ServerArgs>),
+    /// Run a node agent that joins a server (--server https://HOST:6443 --token-file F).
+    Agent(Box<agent::AgentArgs>),
     /// Node images: build the built-in ones, import tarballs, list.
     #[command(subcommand)]
     Images(images::ImagesCommand),
@@ -49,6 +54,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Command::Server(args) => rt.block_on(server::run(*args)),
+        Command::Agent(args) => rt.block_on(agent::run(*args)),
         Command::Images(cmd) => images::run(cmd),
     }
 }

@@ -2,8 +2,10 @@
 //! credential and the API server's client credential towards kubelets
 //! (`apiserver-kubelet-client`), created on first start under `<data-dir>/tls` and reused
 //! afterwards.
-//! Also the admin kubeconfig and the node join token.
+//! Also the admin kubeconfig, the node join token and joining nodes' credentials
+//! ([`NodeIssuer`]).
 
+use crate::token;
 use anyhow::{Context, Result};
 use base64::Engine;
 use rcgen::{
@@ -25,7 +27,7 @@ pub struct Pki {
     pub kubelet_client_key: String,
 }
 
-fn write_private(path: &Path, contents: &str) -> Result<()> {
+pub(crate) fn write_private(path: &Path, contents: &str) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
@@ -184,24 +186,84 @@ pub fn write_kubeconfig(path: &Path, server: &str, pki: &Pki) -> Result<()> {
     write_private(path, &cfg)
 }
 
-/// The node join token, created once.
-pub fn ensure_token(data_dir: &Path) -> Result<String> {
+/// The node join token (`K10<sha256 of the CA>::server:<secret>`, [`crate::token`]), created
+/// once; a stored token in an older form, or for another CA, is rewritten with its secret kept.
+pub fn ensure_token(data_dir: &Path, ca_cert: &str) -> Result<(String, token::Token)> {
     let path = data_dir.join("token");
-    if let Ok(t) = fs::read_to_string(&path) {
-        let t = t.trim().to_string();
-        if !t.is_empty() {
-            return Ok(t);
+    let stored = fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| token::parse(&t).ok());
+    let secret = match stored {
+        Some(t) if t.verify_ca(ca_cert.as_bytes()).is_ok() && t.user == "server" => {
+            let full = fs::read_to_string(&path)?.trim().to_string();
+            return Ok((full, t));
         }
+        Some(t) => t.secret,
+        None => {
+            use rand::Rng;
+            rand::thread_rng()
+                .sample_iter(&rand::distributions::Alphanumeric)
+                .take(40)
+                .map(char::from)
+                .collect()
+        }
+    };
+    let full = token::format(ca_cert.as_bytes(), &secret);
+    write_private(&path, &format!("{full}\n"))?;
+    let parsed = token::parse(&full).map_err(anyhow::Error::msg)?;
+    Ok((full, parsed))
+}
+
+/// Issues joining nodes' credentials from the CA in the data dir.
+pub struct NodeIssuer {
+    pub ca_cert: String,
+    pub ca_key: String,
+}
+
+impl NodeIssuer {
+    pub fn load(data_dir: &Path) -> Result<NodeIssuer> {
+        let tls = data_dir.join("tls");
+        Ok(NodeIssuer {
+            ca_cert: fs::read_to_string(tls.join("ca.crt"))?,
+            ca_key: fs::read_to_string(tls.join("ca.key"))?,
+        })
     }
-    use rand::Rng;
-    let token: String = rand::thread_rng()
-        .sample_iter(&rand::distributions::Alphanumeric)
-        .take(40)
-        .map(char::from)
-        .collect();
-    let token = format!("K10{token}");
-    write_private(&path, &format!("{token}\n"))?;
-    Ok(token)
+}
+
+impl capstan_apiserver::join::IssueNodeCredentials for NodeIssuer {
+    /// Client: CN `system:node:<name>`, O `system:nodes`. Serving: the node's addresses plus
+    /// its name, 127.0.0.1 and localhost.
+    fn issue(
+        &self,
+        node_name: &str,
+        addresses: &[String],
+    ) -> Result<capstan_apiserver::join::NodeCredentials, String> {
+        let run = || -> Result<capstan_apiserver::join::NodeCredentials> {
+            let ca_keypair = KeyPair::from_pem(&self.ca_key)?;
+            let issuer = Issuer::from_ca_cert_pem(&self.ca_cert, &ca_keypair)?;
+            let (client_cert, client_key) = issue_client(
+                &issuer,
+                &format!("system:node:{node_name}"),
+                &["system:nodes"],
+            )?;
+            let mut names: Vec<&str> = addresses.iter().map(String::as_str).collect();
+            names.extend([node_name, "127.0.0.1", "localhost"]);
+            let sans = capstan_agent::kubelet::tls::sans_for(&names);
+            let (serving_cert, serving_key) = capstan_agent::kubelet::tls::issue_serving(
+                &self.ca_cert,
+                &self.ca_key,
+                node_name,
+                sans,
+            )?;
+            Ok(capstan_apiserver::join::NodeCredentials {
+                client_cert,
+                client_key,
+                serving_cert,
+                serving_key,
+            })
+        };
+        run().map_err(|e| format!("{e:#}"))
+    }
 }
 
 /// The rustls client config the API server dials kubelets with: their serving certificates must

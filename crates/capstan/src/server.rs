@@ -3,7 +3,7 @@
 
 use crate::pki;
 use anyhow::{Context, Result};
-use capstan_apiserver::{allocator::Cidr, auth::User, ApiServer, Config};
+use capstan_apiserver::{allocator::Cidr, ApiServer, Config};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -47,6 +47,16 @@ pub struct ServerArgs {
     /// A CRI socket to use instead of starting containerd.
     #[arg(long)]
     pub container_runtime_endpoint: Option<PathBuf>,
+    #[command(flatten)]
+    pub node: NodeFlags,
+    /// Port of the node agent's kubelet HTTPS server (logs, exec, attach, port-forward).
+    #[arg(long, default_value_t = 10250)]
+    pub kubelet_port: u16,
+}
+
+/// Node-agent flags shared by `capstan server` and `capstan agent`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct NodeFlags {
     /// The cluster DNS service IP written into pods' resolv.conf (dnsPolicy ClusterFirst);
     /// unset, pods use the node's resolvers.
     #[arg(long)]
@@ -72,9 +82,25 @@ pub struct ServerArgs {
     /// Hard eviction thresholds of the node agent ("" turns node-pressure eviction off).
     #[arg(long, default_value = capstan_agent::pods::eviction::DEFAULT_HARD)]
     pub eviction_hard: String,
-    /// Port of the node agent's kubelet HTTPS server (logs, exec, attach, port-forward).
-    #[arg(long, default_value_t = 10250)]
-    pub kubelet_port: u16,
+}
+
+impl NodeFlags {
+    /// Fill the agent configuration's node settings (the registries file defaults to
+    /// `<data-dir>/registries.yaml`).
+    pub fn apply(&self, cfg: &mut capstan_agent::AgentConfig) {
+        cfg.cluster_dns = self.cluster_dns.clone();
+        cfg.cluster_domain = self.cluster_domain.clone();
+        cfg.default_runtime = self.default_runtime.clone();
+        cfg.cni_bridge = self.cni_bridge.clone();
+        cfg.pod_manifest_path = self.pod_manifest_path.clone();
+        cfg.registries = Some(
+            self.registries_config
+                .clone()
+                .unwrap_or_else(|| cfg.data_dir.join("registries.yaml")),
+        );
+        cfg.system_reserved = self.system_reserved.clone();
+        cfg.eviction_hard = self.eviction_hard.clone();
+    }
 }
 
 pub fn default_data_dir() -> PathBuf {
@@ -100,6 +126,7 @@ fn parse_port_range(s: &str) -> Result<(u16, u16)> {
 
 pub async fn run(args: ServerArgs) -> Result<()> {
     let started = Instant::now();
+    let shutdown = shutdown_signal()?;
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating data dir {}", data_dir.display()))?;
@@ -127,6 +154,12 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     ];
     if !args.bind_address.is_unspecified() {
         sans.push(args.bind_address.to_string());
+    } else {
+        // Joining nodes on other hosts reach the server at this host's address.
+        let ip = capstan_agent::internal_ip();
+        if !sans.contains(&ip) {
+            sans.push(ip);
+        }
     }
     if let Ok(h) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
         let h = h.trim().to_string();
@@ -140,21 +173,20 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         }
     }
     let pki = pki::ensure(&data_dir, &sans)?;
-    let token = pki::ensure_token(&data_dir)?;
+    let (token, parsed_token) = pki::ensure_token(&data_dir, &pki.ca_cert)?;
     let tls = Arc::new(pki::server_tls(&pki)?);
+    let node_join = capstan_apiserver::join::NodeJoin {
+        ca_cert: pki.ca_cert.clone(),
+        secrets: vec![token, parsed_token.secret],
+        issuer: Arc::new(pki::NodeIssuer::load(&data_dir)?),
+    };
 
     let config = Config {
         service_cidr,
         cluster_cidr: args.cluster_cidr.clone(),
         node_port_range,
-        tokens: vec![(
-            token,
-            User {
-                name: "capstan:node-agent".into(),
-                groups: vec!["system:nodes".into(), "system:masters".into()],
-            },
-        )],
         kubelet_client: Some(Arc::new(pki::kubelet_client_tls(&pki)?)),
+        node_join: Some(node_join),
         ..Config::default()
     };
     let api = ApiServer::new(config, store).await?;
@@ -195,7 +227,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
             .unwrap_or_default()
             .trim()
             .to_lowercase();
-        let cfg = capstan_agent::AgentConfig {
+        let mut cfg = capstan_agent::AgentConfig {
             data_dir: data_dir.clone(),
             node_name: args.node_name.clone().unwrap_or(if hostname.is_empty() {
                 "capstan".into()
@@ -207,20 +239,10 @@ pub async fn run(args: ServerArgs) -> Result<()> {
             cluster_cidr: args.cluster_cidr.clone(),
             runtime_endpoint: args.container_runtime_endpoint.clone(),
             control_plane: true,
-            cluster_dns: args.cluster_dns.clone(),
-            cluster_domain: args.cluster_domain.clone(),
-            default_runtime: args.default_runtime.clone(),
-            cni_bridge: args.cni_bridge.clone(),
-            pod_manifest_path: args.pod_manifest_path.clone(),
-            system_reserved: args.system_reserved.clone(),
-            eviction_hard: args.eviction_hard.clone(),
-            registries: Some(
-                args.registries_config
-                    .clone()
-                    .unwrap_or_else(|| data_dir.join("registries.yaml")),
-            ),
             kubelet_port: args.kubelet_port,
+            ..Default::default()
         };
+        args.node.apply(&mut cfg);
         Some(tokio::spawn(async move {
             // The control plane keeps serving if the node agent cannot start (say, no containerd).
             if let Err(e) = capstan_agent::run(cfg, async {
@@ -237,7 +259,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     };
     tokio::select! {
         _ = serving => {}
-        _ = shutdown_signal() => tracing::info!("shutting down"),
+        _ = shutdown => tracing::info!("shutting down"),
     }
     let _ = stop_agent.send(());
     if let Some(a) = agent {
@@ -253,12 +275,16 @@ fn describe(ds: &capstan_store::Datastore) -> String {
     }
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or SIGINT; the handlers are installed now, so a signal that arrives
+/// while the caller is still starting is not lost (nor fatal).
+pub fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("signal handler");
-    let mut int = signal(SignalKind::interrupt()).expect("signal handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
 }

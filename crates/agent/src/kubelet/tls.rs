@@ -1,6 +1,8 @@
-//! The kubelet server's TLS: a serving certificate issued at start by the cluster CA (from the
-//! data dir) for the node's InternalIP, hostname, node name and 127.0.0.1; clients must present
-//! a certificate that chains to the same CA (the API server's kubelet-client credential).
+//! The kubelet server's TLS: the serving certificate a joined node received from the server
+//! (`tls/kubelet.{crt,key}`), or, on the server's own node, one issued at start by the cluster
+//! CA (`tls/ca.key`), for the node's InternalIP, hostname, node name and 127.0.0.1; clients must
+//! present a certificate that chains to the cluster CA (the API server's kubelet-client
+//! credential).
 
 use anyhow::{Context, Result};
 use rcgen::{
@@ -11,10 +13,20 @@ use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
 use std::path::Path;
 use std::sync::Arc;
 
+/// The serving certificate and key a joined node stores (issued by the server).
+pub const KUBELET_CERT: &str = "kubelet.crt";
+pub const KUBELET_KEY: &str = "kubelet.key";
+
 /// Subject alternative names for the node: IPs and DNS names, de-duplicated.
 pub fn sans(internal_ip: &str, hostname: &str, node_name: &str) -> Vec<SanType> {
+    sans_for(&[internal_ip, "127.0.0.1", hostname, node_name, "localhost"])
+}
+
+/// Subject alternative names from IPs and DNS names (invalid and empty ones skipped),
+/// de-duplicated, in order.
+pub fn sans_for(names: &[&str]) -> Vec<SanType> {
     let mut out: Vec<SanType> = Vec::new();
-    for s in [internal_ip, "127.0.0.1", hostname, node_name, "localhost"] {
+    for &s in names {
         if s.is_empty() {
             continue;
         }
@@ -32,17 +44,16 @@ pub fn sans(internal_ip: &str, hostname: &str, node_name: &str) -> Vec<SanType> 
     out
 }
 
-/// The rustls config of the kubelet server.
-pub fn server_config(
-    data_dir: &Path,
+/// A kubelet serving certificate for `node_name` (CN `system:node:<name>`, O `system:nodes`)
+/// signed by the CA: (certificate PEM, key PEM).
+pub fn issue_serving(
+    ca_pem: &str,
+    ca_key_pem: &str,
     node_name: &str,
     sans: Vec<SanType>,
-) -> Result<rustls::ServerConfig> {
-    let tls = data_dir.join("tls");
-    let ca_pem = std::fs::read_to_string(tls.join("ca.crt")).context("reading tls/ca.crt")?;
-    let ca_key = std::fs::read_to_string(tls.join("ca.key")).context("reading tls/ca.key")?;
-    let ca_keypair = KeyPair::from_pem(&ca_key).context("parsing the CA key")?;
-    let issuer = Issuer::from_ca_cert_pem(&ca_pem, &ca_keypair).context("parsing the CA")?;
+) -> Result<(String, String)> {
+    let ca_keypair = KeyPair::from_pem(ca_key_pem).context("parsing the CA key")?;
+    let issuer = Issuer::from_ca_cert_pem(ca_pem, &ca_keypair).context("parsing the CA")?;
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     let mut dn = DistinguishedName::new();
@@ -59,6 +70,27 @@ pub fn server_config(
     params.not_before = now - time::Duration::hours(1);
     params.not_after = now + time::Duration::days(365);
     let cert = params.signed_by(&key, &issuer)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+/// The rustls config of the kubelet server: the stored serving certificate when the node
+/// joined a server, else one issued now from the CA key in the data dir.
+pub fn server_config(
+    data_dir: &Path,
+    node_name: &str,
+    sans: Vec<SanType>,
+) -> Result<rustls::ServerConfig> {
+    let tls = data_dir.join("tls");
+    let ca_pem = std::fs::read_to_string(tls.join("ca.crt")).context("reading tls/ca.crt")?;
+    let (cert_pem, key_pem) = if tls.join(KUBELET_CERT).exists() {
+        (
+            std::fs::read_to_string(tls.join(KUBELET_CERT))?,
+            std::fs::read_to_string(tls.join(KUBELET_KEY)).context("reading tls/kubelet.key")?,
+        )
+    } else {
+        let ca_key = std::fs::read_to_string(tls.join("ca.key")).context("reading tls/ca.key")?;
+        issue_serving(&ca_pem, &ca_key, node_name, sans)?
+    };
 
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
@@ -70,8 +102,9 @@ pub fn server_config(
         provider.clone(),
     )
     .build()?;
-    let chain = vec![cert.der().clone()];
-    let key = PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes())?;
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(cert_pem.as_bytes()).collect::<Result<_, _>>()?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())?;
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)

@@ -379,7 +379,6 @@ impl Server {
     /// Build the built-in images (busybox, pause) once per test process and import them into
     /// this server's node.
     pub fn import_builtin_images(&self) {
-        let dir = builtin_images();
         // The agent registers its Node once it talks to its containerd.
         eventually(60, || {
             (self
@@ -388,18 +387,7 @@ impl Server {
                 .contains("node/"))
             .then_some(())
         });
-        let out = Command::new(binary())
-            .args(["images", "import", "-d"])
-            .arg(self.dir.path())
-            .arg(dir.join("busybox.tar"))
-            .arg(dir.join("pause.tar"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        import_builtin_images_into(self.dir.path());
     }
 }
 
@@ -430,19 +418,7 @@ impl Server {
 
     /// CRI container IDs the node's containerd still has.
     pub fn node_containers(&self) -> Vec<String> {
-        let out = Command::new("ctr")
-            .arg("-a")
-            .arg(self.containerd_socket())
-            .args(["-n", "k8s.io", "containers", "ls", "-q"])
-            .output();
-        match out {
-            Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .map(String::from)
-                .filter(|l| !l.is_empty())
-                .collect(),
-            _ => vec![],
-        }
+        containers_at(&self.containerd_socket())
     }
 
     /// Delete every pod now and wait (bounded) until the agent has removed their containers.
@@ -469,40 +445,11 @@ impl Drop for Server {
             // Pods first, so no container outlives the test.
             self.remove_all_pods();
         }
-        if let Some(mut c) = self.child.take() {
-            if self.agent {
-                // SIGTERM lets the agent stop the containerd it started; wait for that.
-                let _ = Command::new("kill")
-                    .args(["-TERM", &c.id().to_string()])
-                    .status();
-                let deadline = Instant::now() + Duration::from_secs(15);
-                while Instant::now() < deadline && matches!(c.try_wait(), Ok(None)) {
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-            }
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(c) = self.child.take() {
+            stop_child(c, self.agent);
         }
         if self.agent {
-            // Whatever is left of containerd (by the PID it recorded) and its mounts.
-            let pid_file = self.dir.path().join("containerd/containerd.pid");
-            if let Ok(pid) = std::fs::read_to_string(&pid_file) {
-                let pid = pid.trim();
-                if std::path::Path::new(&format!("/proc/{pid}")).exists() {
-                    let _ = Command::new("kill").args(["-KILL", pid]).status();
-                }
-            }
-            let prefix = self.dir.path().to_string_lossy().to_string();
-            let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-            let mut points: Vec<&str> = mounts
-                .lines()
-                .filter_map(|l| l.split_whitespace().nth(1))
-                .filter(|p| p.starts_with(&prefix))
-                .collect();
-            points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-            for p in points {
-                let _ = Command::new("umount").args(["-l", p]).status();
-            }
+            kill_containerd_and_unmount(self.dir.path());
         }
         if self.agent {
             // The pod bridge this test's node made (its veths went with the sandboxes).
@@ -513,6 +460,236 @@ impl Drop for Server {
         if let Some(v) = &self.ip_forward {
             let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", v.trim());
         }
+    }
+}
+
+/// `capstan images import -d <data_dir> busybox.tar pause.tar`.
+pub fn import_builtin_images_into(data_dir: &Path) {
+    let dir = builtin_images();
+    let out = Command::new(binary())
+        .args(["images", "import", "-d"])
+        .arg(data_dir)
+        .arg(dir.join("busybox.tar"))
+        .arg(dir.join("pause.tar"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// CRI container IDs the containerd at `socket` has.
+pub fn containers_at(socket: &Path) -> Vec<String> {
+    let out = Command::new("ctr")
+        .arg("-a")
+        .arg(socket)
+        .args(["-n", "k8s.io", "containers", "ls", "-q"])
+        .output();
+    match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(String::from)
+            .filter(|l| !l.is_empty())
+            .collect(),
+        _ => vec![],
+    }
+}
+
+/// Stop a child by its PID: SIGTERM first when it runs an agent (which then stops the
+/// containerd it started; bounded wait), then SIGKILL.
+fn stop_child(mut c: Child, graceful: bool) -> Option<std::process::ExitStatus> {
+    if graceful {
+        let _ = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = c.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    let _ = c.kill();
+    let _ = c.wait();
+    None
+}
+
+/// Whatever is left of a node's containerd (by the PID it recorded) and its mounts.
+fn kill_containerd_and_unmount(data_dir: &Path) {
+    if let Some(pid) = containerd_pid(data_dir) {
+        let _ = Command::new("kill").args(["-KILL", &pid]).status();
+    }
+    let prefix = data_dir.to_string_lossy().to_string();
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let mut points: Vec<&str> = mounts
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter(|p| p.starts_with(&prefix))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for p in points {
+        let _ = Command::new("umount").args(["-l", p]).status();
+    }
+}
+
+/// The PID of the node's containerd while it runs.
+pub fn containerd_pid(data_dir: &Path) -> Option<String> {
+    let pid = std::fs::read_to_string(data_dir.join("containerd/containerd.pid")).ok()?;
+    let pid = pid.trim().to_string();
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    String::from_utf8_lossy(&cmdline)
+        .contains("containerd")
+        .then_some(pid)
+}
+
+/// A running `capstan agent` that joined a server: its own data dir, containerd and kubelet
+/// port. Dropping it deletes the node's pods, SIGTERMs it, then kills what is left of its
+/// containerd and unmounts under its data dir.
+pub struct Agent {
+    child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub node: String,
+    pub kubelet_port: u16,
+    kubeconfig: PathBuf,
+    cache: tempfile::TempDir,
+}
+
+impl Agent {
+    /// The `capstan agent` command line joining `server` as `node` (token from the server's
+    /// data dir unless `token_file` is given).
+    pub fn command(
+        server: &Server,
+        node: &str,
+        data_dir: &Path,
+        kubelet_port: u16,
+        token_file: Option<&Path>,
+    ) -> Command {
+        let token = token_file
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| server.dir.path().join("token"));
+        let mut cmd = Command::new(binary());
+        cmd.arg("agent")
+            .args(["--server", &server.url()])
+            .arg("--token-file")
+            .arg(token)
+            .args(["--node-name", node])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--kubelet-port", &kubelet_port.to_string()]);
+        cmd
+    }
+
+    /// Start an agent and wait (bounded) until its Node is Ready.
+    pub fn start(server: &Server, node: &str) -> Agent {
+        let dir = tempfile::tempdir().unwrap();
+        let kubelet_port = free_port();
+        let log = std::fs::File::create(dir.path().join("agent.log")).unwrap();
+        let child = Self::command(server, node, dir.path(), kubelet_port, None)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start capstan agent");
+        let mut a = Agent {
+            child: Some(child),
+            dir,
+            node: node.to_string(),
+            kubelet_port,
+            kubeconfig: server.kubeconfig.clone(),
+            cache: tempfile::tempdir().unwrap(),
+        };
+        a.wait_ready();
+        a
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("agent.log")).unwrap_or_default()
+    }
+
+    fn kubectl(&self, args: &[&str]) -> Out {
+        let out = Command::new("/usr/bin/kubectl")
+            .env("KUBECONFIG", &self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.cache.path())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run kubectl");
+        Out::from(out)
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let jsonpath = r#"jsonpath={.status.conditions[?(@.type=="Ready")].status}"#;
+        loop {
+            let out = self.kubectl(&["get", "node", &self.node, "-o", jsonpath]);
+            if out.code == 0 && out.stdout.trim() == "True" && self.containerd_socket().exists() {
+                return;
+            }
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("capstan agent exited early ({status}):\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {} did not become Ready:\n{}",
+                self.node,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    pub fn import_builtin_images(&self) {
+        import_builtin_images_into(self.dir.path());
+    }
+
+    pub fn containerd_socket(&self) -> PathBuf {
+        self.dir.path().join("containerd/containerd.sock")
+    }
+
+    pub fn node_containers(&self) -> Vec<String> {
+        containers_at(&self.containerd_socket())
+    }
+
+    /// Delete this node's pods now and wait (bounded) until its containers are gone.
+    pub fn remove_pods(&self) {
+        let _ = self.kubectl(&[
+            "delete",
+            "pods",
+            "-A",
+            "--field-selector",
+            &format!("spec.nodeName={}", self.node),
+            "--grace-period=0",
+            "--force",
+            "--wait=false",
+        ]);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline && !self.node_containers().is_empty() {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// SIGTERM the agent; its exit status if it stopped within the bound.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.take().and_then(|c| stop_child(c, true))
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if self.child.is_some() && self.containerd_socket().exists() {
+            self.remove_pods();
+        }
+        if let Some(c) = self.child.take() {
+            stop_child(c, true);
+        }
+        kill_containerd_and_unmount(self.dir.path());
     }
 }
 
