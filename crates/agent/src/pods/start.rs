@@ -114,6 +114,18 @@ impl Worker {
                         .and_then(|r| r.into_inner().image)
                         .map(|i| (i.uid.map(|u| u.value), i.username));
                 }
+                Err(e) if present.is_some() && unreachable(e.message()) => {
+                    // Air-gapped nodes: policy Always (`:latest`) cannot reach the registry,
+                    // but the node has the image (imported): run it, and say so.
+                    let msg = format!("Failed to pull image \"{raw_image}\": {}", e.message());
+                    self.ctx.events.emit(&on, true, "Failed", &msg);
+                    self.ctx.events.emit(
+                        &on,
+                        false,
+                        "Pulled",
+                        &format!("Container image \"{raw_image}\" already present on machine; the registry is unreachable, using it"),
+                    );
+                }
                 Err(e) => {
                     let count = self.pull_backoff.get(&c.name).map_or(0, |b| b.1) + 1;
                     let delay = crate::podstatus::backoff(count - 1);
@@ -386,6 +398,20 @@ impl Worker {
         }
         env::service_env(&services)
     }
+}
+
+/// Whether a pull failed because the registry could not be reached at all (as opposed to
+/// refusing: unauthorized, not found).
+fn unreachable(msg: &str) -> bool {
+    [
+        "no such host",
+        "connection refused",
+        "i/o timeout",
+        "network is unreachable",
+        "dial tcp",
+    ]
+    .iter()
+    .any(|m| msg.contains(m))
 }
 
 fn pod_id(pod: &Pod) -> String {
