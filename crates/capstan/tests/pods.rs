@@ -521,6 +521,14 @@ spec:
 ---
 apiVersion: v1
 kind: Pod
+metadata: {name: unsafe-sysctl}
+spec:
+  nodeName: NODE
+  securityContext: {sysctls: [{name: net.core.somaxconn, value: "1024"}]}
+  containers: [{name: c, image: busybox:1.36, command: ["sleep", "3600"]}]
+---
+apiVersion: v1
+kind: Pod
 metadata: {name: badcmd}
 spec:
   nodeName: NODE
@@ -558,6 +566,12 @@ spec:
         "Running",
         "restartPolicy Always keeps the pod Running: {}",
         p["status"]
+    );
+    let p = t.wait("unsafe-sysctl", 30, "Failed", |p| phase(p) == "Failed");
+    assert_eq!(p["status"]["reason"], "SysctlForbidden");
+    assert_eq!(
+        p["status"]["message"],
+        "Pod forbidden sysctl: \"net.core.somaxconn\" not allowlisted"
     );
     // None of this disturbs other pods of the node (the other scenarios run beside it).
 }

@@ -193,6 +193,35 @@ pub fn sandbox_config(
     }
 }
 
+/// The sysctls the kubelet allows without `--allowed-unsafe-sysctls` (kube 1.32's safe set).
+pub const SAFE_SYSCTLS: &[&str] = &[
+    "kernel.shm_rmid_forced",
+    "net.ipv4.ip_local_port_range",
+    "net.ipv4.tcp_syncookies",
+    "net.ipv4.ping_group_range",
+    "net.ipv4.ip_unprivileged_port_start",
+    "net.ipv4.ip_local_reserved_ports",
+    "net.ipv4.tcp_keepalive_time",
+    "net.ipv4.tcp_fin_timeout",
+    "net.ipv4.tcp_keepalive_intvl",
+    "net.ipv4.tcp_keepalive_probes",
+    "net.ipv4.tcp_rmem",
+    "net.ipv4.tcp_wmem",
+];
+
+/// The first sysctl of the pod outside the safe set.
+pub fn forbidden_sysctl(pod: &Pod) -> Option<String> {
+    pod.spec
+        .as_ref()?
+        .security_context
+        .as_ref()?
+        .sysctls
+        .iter()
+        .flatten()
+        .map(|s| s.name.clone())
+        .find(|n| !SAFE_SYSCTLS.contains(&n.as_str()))
+}
+
 fn protocol(p: Option<&str>) -> i32 {
     match p {
         Some("UDP") => cri::Protocol::Udp as i32,
@@ -491,6 +520,25 @@ mod tests {
                 (shares, period, quota, mem, oom),
                 "{r}"
             );
+        }
+    }
+
+    #[test]
+    fn sysctls_outside_the_safe_set_are_forbidden() {
+        for (sysctls, want) in [
+            (
+                json!([{"name": "net.ipv4.ip_local_port_range", "value": "1024 65000"}]),
+                None,
+            ),
+            (
+                json!([{"name": "net.ipv4.tcp_syncookies", "value": "1"}, {"name": "net.core.somaxconn", "value": "1024"}]),
+                Some("net.core.somaxconn"),
+            ),
+            (json!([]), None),
+        ] {
+            let p =
+                pod(json!({"spec": {"containers": [], "securityContext": {"sysctls": sysctls}}}));
+            assert_eq!(forbidden_sysctl(&p).as_deref(), want);
         }
     }
 

@@ -449,7 +449,20 @@ impl Worker {
         let mut wake = Duration::from_secs(10);
         let terminal = prev_phase == "Succeeded" || prev_phase == "Failed";
         let mut failure: Option<(String, String)> = None;
-        if !terminal {
+        // The kubelet's own admission: only the safe sysctls are allowed.
+        if !terminal && self.sandbox_ip.is_empty() {
+            if let Some(name) = spec::forbidden_sysctl(pod) {
+                let msg = format!("Pod forbidden sysctl: \"{name}\" not allowlisted");
+                self.ctx.events.emit(
+                    &Self::involved(pod, None, false),
+                    true,
+                    "SysctlForbidden",
+                    &msg,
+                );
+                failure = Some(("SysctlForbidden".into(), msg));
+            }
+        }
+        if !terminal && failure.is_none() {
             if let Some(ads) = spec_.active_deadline_seconds {
                 let started = self
                     .start_time
