@@ -1,22 +1,31 @@
-//! A small HTTPS client for the agent's calls to the API server (JSON over HTTP/1.1, a
-//! connection per call, client-certificate authentication; a bearer token for joining).
+//! A small HTTPS client for the agent's calls to the API server (JSON, client-certificate
+//! authentication; a bearer token for joining). Calls share one HTTP/2 connection (streams multiplexed, as client-go does),
+//! opened on first use and again whenever it has closed, so a pod start costs no TLS handshake;
+//! each watch has an HTTP/1.1 connection of its own.
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer, ServerName};
 use serde_json::Value;
 use std::path::Path;
 use std::sync::Arc;
 use tokio_rustls::TlsConnector;
 
-/// Where the API server is and how to authenticate.
+type Sender = http2::SendRequest<Full<Bytes>>;
+
+/// Where the API server is and how to authenticate; clones share the HTTP/2 connection.
 #[derive(Clone)]
 pub struct Api {
-    connector: TlsConnector,
+    /// ALPN http/1.1, for watches.
+    h1: TlsConnector,
+    /// ALPN h2, for calls.
+    h2: TlsConnector,
     host: String,
     port: u16,
+    shared: Arc<tokio::sync::Mutex<Option<Sender>>>,
     /// Sent as `Authorization: Bearer …` when set.
     bearer: Option<String>,
 }
@@ -59,10 +68,16 @@ impl Api {
 
     /// A client with the given TLS config (no client certificate needed).
     pub fn with_tls(cfg: rustls::ClientConfig, host: &str, port: u16) -> Api {
+        let mut h1 = cfg.clone();
+        h1.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let mut h2 = cfg;
+        h2.alpn_protocols = vec![b"h2".to_vec()];
         Api {
-            connector: TlsConnector::from(Arc::new(cfg)),
+            h1: TlsConnector::from(Arc::new(h1)),
+            h2: TlsConnector::from(Arc::new(h2)),
             host: host.to_string(),
             port,
+            shared: Default::default(),
             bearer: None,
         }
     }
@@ -85,6 +100,38 @@ impl Api {
         Ok((code, resp.into_body().collect().await?.to_bytes()))
     }
 
+    async fn tls(
+        &self,
+        connector: &TlsConnector,
+    ) -> Result<TokioIo<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>> {
+        let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port)).await?;
+        let _ = tcp.set_nodelay(true);
+        let tls = connector
+            .connect(ServerName::try_from(self.host.clone())?, tcp)
+            .await?;
+        Ok(TokioIo::new(tls))
+    }
+
+    /// The shared HTTP/2 connection, (re)opened when there is none or it has closed. The lock
+    /// is held while connecting, so concurrent callers share one new connection.
+    async fn sender(&self) -> Result<Sender> {
+        let mut slot = self.shared.lock().await;
+        if let Some(s) = slot.as_ref().filter(|s| !s.is_closed()) {
+            return Ok(s.clone());
+        }
+        *slot = None;
+        let (sender, conn) = http2::handshake(TokioExecutor::new(), self.tls(&self.h2).await?)
+            .await
+            .context("HTTP/2 handshake with the API server")?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "API server connection ended");
+            }
+        });
+        *slot = Some(sender.clone());
+        Ok(sender)
+    }
+
     /// One JSON call (PATCH bodies are merge patches).
     pub async fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Answer> {
         let resp = self.send(method, path, body).await?;
@@ -96,30 +143,28 @@ impl Api {
         })
     }
 
-    async fn send(
+    fn request(
         &self,
         method: &str,
         path: &str,
         body: Option<&Value>,
-    ) -> Result<hyper::Response<hyper::body::Incoming>> {
-        let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port)).await?;
-        let _ = tcp.set_nodelay(true);
-        let tls = self
-            .connector
-            .connect(ServerName::try_from(self.host.clone())?, tcp)
-            .await?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
+        absolute: bool,
+    ) -> Result<hyper::Request<Full<Bytes>>> {
         let bytes = body
             .map(|b| serde_json::to_vec(b).expect("serializes"))
             .unwrap_or_default();
+        let uri = if absolute {
+            format!("https://{}:{}{path}", self.host, self.port)
+        } else {
+            path.to_string()
+        };
         let mut req = hyper::Request::builder()
             .method(method)
-            .uri(path)
-            .header("host", &self.host)
+            .uri(uri)
             .header("accept", "application/json");
+        if !absolute {
+            req = req.header("host", &self.host);
+        }
         if let Some(t) = &self.bearer {
             req = req.header("authorization", format!("Bearer {t}"));
         }
@@ -131,14 +176,44 @@ impl Api {
             };
             req = req.header("content-type", ct);
         }
-        Ok(sender
-            .send_request(req.body(Full::new(Bytes::from(bytes)))?)
-            .await?)
+        Ok(req.body(Full::new(Bytes::from(bytes)))?)
+    }
+
+    /// One request on the shared connection. A request the connection closed before sending
+    /// is sent again once, on a new connection.
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>> {
+        let mut req = self.request(method, path, body, true)?;
+        for retried in [false, true] {
+            let mut sender = self.sender().await?;
+            if sender.ready().await.is_err() {
+                // Closed meanwhile: the next sender() opens a new connection.
+                continue;
+            }
+            match sender.try_send_request(req).await {
+                Ok(resp) => return Ok(resp),
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) if !retried => req = unsent,
+                    _ => return Err(e.into_error().into()),
+                },
+            }
+        }
+        anyhow::bail!("{method} {path}: the API server connection closed")
     }
 
     /// Start a watch (`path` carries `watch=true`); events arrive as parsed JSON lines.
     pub async fn watch(&self, path: &str) -> Result<Watch> {
-        let resp = self.send("GET", path, None).await?;
+        let (mut sender, conn) = http1::handshake(self.tls(&self.h1).await?).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let resp = sender
+            .send_request(self.request("GET", path, None, false)?)
+            .await?;
         if resp.status() != 200 {
             let code = resp.status().as_u16();
             let raw = resp.into_body().collect().await?.to_bytes();

@@ -1,13 +1,16 @@
 //! `capstan-bench`: the same `capstan server` on the embedded store and on etcd, measured side
 //! by side in one run — creates/s and latency at 1/16/64 clients, GET and LIST latency, watch
 //! delivery latency with 1 and 1000 watchers, RSS idle and with 100k pods — printed as a table
-//! with the targets. Every figure comes from measurement in this run.
+//! with the targets; then the pod startup benchmark (`--pods` runs only that): pods through a
+//! real server with its node agent against the raw CRI path on the same containerd. Every
+//! figure comes from measurement in this run.
 
 #![forbid(unsafe_code)]
 
 mod client;
 mod figures;
 mod measure;
+mod pods;
 mod procs;
 mod report;
 mod stats;
@@ -33,6 +36,19 @@ struct Args {
     /// Also write the figures as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Run only the pod startup benchmark (root, containerd, runc).
+    #[arg(long, conflicts_with = "no_pods")]
+    pods: bool,
+    /// Skip the pod startup benchmark.
+    #[arg(long)]
+    no_pods: bool,
+    /// CRI runtime handler for the pod benchmark (both paths): runc (containerd's default)
+    /// or crun.
+    #[arg(long, default_value = "runc", value_parser = ["runc", "crun"])]
+    runtime: String,
+    /// Pods started one at a time in the pod benchmark (default 20; 5 with --quick).
+    #[arg(long)]
+    pod_count: Option<usize>,
 }
 
 fn main() -> Result<()> {
@@ -51,7 +67,8 @@ fn main() -> Result<()> {
         .enable_all()
         .build()?;
     let mut results = Vec::new();
-    for backend in args.backends {
+    let backends = if args.pods { vec![] } else { args.backends };
+    for backend in backends {
         eprintln!("== {}", backend.name());
         let etcd = match backend {
             Backend::Etcd => Some(procs::Etcd::start()?),
@@ -68,13 +85,46 @@ fn main() -> Result<()> {
         drop(server);
         drop(etcd);
     }
-    println!("{}", report::table(&results, &sizes));
+    // runc is containerd's default handler: "" on both paths, as the agent's default.
+    let handler = if args.runtime == "runc" {
+        ""
+    } else {
+        args.runtime.as_str()
+    };
+    let mut pod_sizes = pods::PodPlan::new(args.quick, handler);
+    if let Some(n) = args.pod_count {
+        anyhow::ensure!(n > 0, "--pod-count must be at least 1");
+        pod_sizes.sequential = n;
+    }
+    let pod_figures = match (args.no_pods, pods::missing_prerequisites()) {
+        (true, _) => None,
+        (false, Some(why)) if !args.pods => {
+            eprintln!("== pods: skipped ({why})");
+            None
+        }
+        (false, Some(why)) => anyhow::bail!("the pod benchmark cannot run here: {why}"),
+        (false, None) => {
+            eprintln!("== pods");
+            Some(pods::run(&rt, &capstan, &pod_sizes)?)
+        }
+    };
+    if !results.is_empty() {
+        println!("{}", report::table(&results, &sizes));
+    }
+    if let Some(f) = &pod_figures {
+        println!("{}", pods::report::table(f, &pod_sizes));
+    }
     if let Some(path) = &args.json {
-        std::fs::write(
-            path,
-            serde_json::to_vec_pretty(&report::json(&results, &sizes))?,
-        )
-        .with_context(|| format!("writing {}", path.display()))?;
+        let mut v = if results.is_empty() {
+            serde_json::json!({"quick": sizes.quick})
+        } else {
+            report::json(&results, &sizes)
+        };
+        if let Some(f) = &pod_figures {
+            v["pods"] = pods::report::json(f, &pod_sizes);
+        }
+        std::fs::write(path, serde_json::to_vec_pretty(&v)?)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
 }

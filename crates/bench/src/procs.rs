@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 /// The etcd the benchmark starts (Debian's etcd-server package).
 const ETCD: &str = "/usr/bin/etcd";
 
-fn free_port() -> Result<u16> {
+pub fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// The last lines of a log file, for error messages.
-fn log_tail(path: &Path) -> String {
+pub fn log_tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(15)..].join("\n")
@@ -166,9 +166,7 @@ impl Server {
 
     /// CPU time (user + system) the server process has used so far, in seconds.
     pub fn cpu_secs(&self) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.0.id()))
-            .unwrap_or_default();
-        cpu_secs_of_stat(&stat)
+        cpu_secs_of_pid(self.child.0.id())
     }
 
     /// Resident set size of the server process, in KiB.
@@ -178,9 +176,36 @@ impl Server {
 }
 
 /// VmRSS of a process, in KiB.
-fn rss_kb(pid: u32) -> Result<u64> {
+pub fn rss_kb(pid: u32) -> Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     vm_rss_kb(&status).context("no VmRSS in /proc/PID/status")
+}
+
+/// CPU time (user + system) process `pid` has used so far, in seconds (0 when it is gone).
+pub fn cpu_secs_of_pid(pid: u32) -> f64 {
+    cpu_secs_of_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default())
+}
+
+/// CPU time the whole machine has spent busy (not idle, not waiting for I/O) so far, in
+/// seconds summed over all cores, from the `cpu` line of /proc/stat.
+pub fn machine_busy_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    machine_busy_of_stat(&stat)
+}
+
+fn machine_busy_of_stat(stat: &str) -> f64 {
+    let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else {
+        return 0.0;
+    };
+    let f: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().unwrap_or(0.0))
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is inside user already).
+    let total: f64 = f.iter().take(8).sum();
+    let idle = f.get(3).copied().unwrap_or(0.0) + f.get(4).copied().unwrap_or(0.0);
+    (total - idle) / 100.0
 }
 
 /// CPU time (user + system) this process has used so far, in seconds.
@@ -218,6 +243,9 @@ mod tests {
         let stat = "4242 (capstan (x) y) S 1 4242 4242 0 -1 4194560 1 0 0 0 250 130 0 0 20 0 9";
         assert_eq!(cpu_secs_of_stat(stat), 3.8);
         assert_eq!(cpu_secs_of_stat(""), 0.0);
+        let machine = "cpu  100 5 50 900 20 3 2 0 0 0\ncpu0 50 2 25 450 10 1 1 0 0 0\n";
+        assert_eq!(machine_busy_of_stat(machine), 1.6);
+        assert_eq!(machine_busy_of_stat(""), 0.0);
         let cases = [
             (
                 "Name:\tcapstan\nVmPeak:\t  9 kB\nVmRSS:\t   31744 kB\n",

@@ -280,9 +280,14 @@ impl Worker {
                 "FallbackToLogsOnError".into(),
             );
         }
-        // Keep one previous run per container name (for `logs --previous`), remove older ones.
+        // Keep one previous run per container name (for `logs --previous`), remove older ones
+        // (there are none before attempt 2: no CRI round trip on a pod's first start).
         let mut rt = self.ctx.rt.clone();
-        let old = self.containers().await.remove(&c.name).unwrap_or_default();
+        let old = if attempt >= 2 {
+            self.containers().await.remove(&c.name).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         for s in old.iter().filter(|s| s.run.attempt + 1 < attempt) {
             let _ = rt
                 .remove_container(cri::RemoveContainerRequest {
