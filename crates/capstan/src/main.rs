@@ -38,7 +38,33 @@ enum Command {
     Images(images::ImagesCommand),
 }
 
+/// mimalloc's options are read from the environment when it initialises, before `main`. The
+/// node agent is a small long-lived process where eagerly committed arenas are most of its
+/// RSS (≈11 MB of 26 MB idle, measured): `capstan agent` re-executes itself once with
+/// `MIMALLOC_ARENA_EAGER_COMMIT=0` (14.5 MB idle). The server keeps mimalloc's defaults.
+fn lean_allocator_for_agent() {
+    use std::os::unix::process::CommandExt;
+    const KEY: &str = "MIMALLOC_ARENA_EAGER_COMMIT";
+    let mut args = std::env::args_os();
+    let _ = args.next();
+    if args.next().as_deref() != Some(std::ffi::OsStr::new("agent"))
+        || std::env::var_os(KEY).is_some()
+    {
+        return;
+    }
+    // exec only returns on failure; then run as we are.
+    let argv0 = std::env::args_os()
+        .next()
+        .unwrap_or_else(|| "capstan".into());
+    let _ = std::process::Command::new("/proc/self/exe")
+        .arg0(argv0)
+        .args(std::env::args_os().skip(1))
+        .env(KEY, "0")
+        .exec();
+}
+
 fn main() -> anyhow::Result<()> {
+    lean_allocator_for_agent();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -101,7 +101,6 @@ impl T<'_> {
         o.stdout.trim_end().to_string()
     }
 
-    #[allow(dead_code)] // for scenarios that exec into a pod
     fn exec(&self, pod: &str, cmd: &[&str]) -> String {
         let mut args = vec!["exec", "-n", &self.ns, pod, "--"];
         args.extend_from_slice(cmd);

@@ -77,9 +77,11 @@ pub struct PodFigures {
     /// VmRSS of a `capstan server --disable-agent` (same binary, no agent), idle, KiB: the
     /// API server's own share, to estimate the agent's.
     pub server_no_agent_rss_kb: u64,
-    /// VmRSS of a separate `capstan agent` process with the burst running, when it exists.
+    /// VmRSS of a separate `capstan agent` process, idle (node registered, one pod run and
+    /// gone) and with the burst running.
+    pub agent_rss_idle_kb: Option<u64>,
     pub agent_rss_pods_kb: Option<u64>,
-    /// Why there is no separate agent figure.
+    /// What the agent figure is (or why there is none).
     pub agent_note: String,
     /// /proc/loadavg's 1-minute figure when the measurements began (other work on the host).
     pub load_before: f64,

@@ -51,8 +51,25 @@ pub fn run(rt: &tokio::runtime::Runtime, bin: &Path, sizes: &PodPlan) -> Result<
     let no_agent = rt.block_on(rss_without_agent(bin))?;
     let node = NodeServer::start(bin, &sizes.runtime)?;
     let result = rt.block_on(async {
-        let r = measure(&node, bin, sizes).await;
+        let r = measure(&node, sizes).await;
         let c = cleanup(&node).await;
+        let r = match r {
+            Ok(mut f) => match separate_agent(bin, sizes).await {
+                Ok((idle, busy)) => {
+                    f.agent_rss_idle_kb = Some(idle);
+                    f.agent_rss_pods_kb = Some(busy);
+                    f.agent_note = "a separate `capstan agent` process (the same agent code \
+                        `capstan server` runs in-process), joined to a --disable-agent server"
+                        .into();
+                    Ok(f)
+                }
+                Err(e) => {
+                    f.agent_note = format!("separate agent not measured: {e:#}");
+                    Ok(f)
+                }
+            },
+            e => e,
+        };
         match (r, c) {
             (Ok(f), Ok(())) => Ok(PodFigures {
                 server_no_agent_rss_kb: no_agent,
@@ -136,7 +153,7 @@ async fn capstan_one(
     Ok((running, deleted, gone))
 }
 
-async fn measure(node: &NodeServer, bin: &Path, sizes: &PodPlan) -> Result<PodFigures> {
+async fn measure(node: &NodeServer, sizes: &PodPlan) -> Result<PodFigures> {
     let tls = Tls::from_data_dir(&node.data_dir(), node.port)?;
     tls.wait_ready(Duration::from_secs(60)).await?;
     api::prepare(&tls).await?;
@@ -226,7 +243,6 @@ async fn measure(node: &NodeServer, bin: &Path, sizes: &PodPlan) -> Result<PodFi
     f.server_rss_pods_kb = node.rss_kb()?;
     f.containerd_rss_pods_kb = node.containerd_rss_kb().unwrap_or(0);
     f.shims_rss_pods_kb = node.shims_rss_kb();
-    (f.agent_rss_pods_kb, f.agent_note) = separate_agent(bin);
     eprintln!(
         "  burst of {}: {} (all Running after {:.0} ms); server RSS {:.1} MB",
         sizes.burst,
@@ -291,21 +307,35 @@ async fn measure(node: &NodeServer, bin: &Path, sizes: &PodPlan) -> Result<PodFi
     Ok(f)
 }
 
-/// The RSS of a separate `capstan agent` process, when the binary has that subcommand.
-fn separate_agent(bin: &Path) -> (Option<u64>, String) {
-    let has = std::process::Command::new(bin)
-        .args(["agent", "--help"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    let note = if has {
-        "`capstan agent` exists, but this benchmark does not drive it yet: the figure is the \
-         server process (API server + agent)"
-    } else {
-        "no `capstan agent` subcommand in this binary: the agent runs inside the server process, \
-         so its figure is the server process (API server + agent)"
-    };
-    (None, note.into())
+/// The RSS of a separate `capstan agent` process (joined to a `--disable-agent` server) idle
+/// and with a burst of pods running: the agent's own figure.
+async fn separate_agent(bin: &Path, sizes: &PodPlan) -> Result<(u64, u64)> {
+    let node = NodeServer::start_separate(bin, &sizes.runtime)?;
+    let r = async {
+        let tls = Tls::from_data_dir(&node.data_dir(), node.port)?;
+        tls.wait_ready(Duration::from_secs(60)).await?;
+        api::prepare(&tls).await?;
+        let w = api::Watcher::start(&tls).await?;
+        let mut conn = tls.connect().await?;
+        let mut rt = capstan_agent::cri::connect(&node.containerd_socket()).await?;
+        capstan_one(&w, &mut conn, &mut rt, "agent-warm").await?;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let idle = node.agent_rss_kb().context("agent RSS")?;
+        for i in 0..sizes.burst {
+            api::create(&mut conn, &format!("agent-burst-{i}")).await?;
+        }
+        for i in 0..sizes.burst {
+            w.running(&format!("agent-burst-{i}")).await?;
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let busy = node.agent_rss_kb().context("agent RSS")?;
+        anyhow::Ok((idle, busy))
+    }
+    .await;
+    let c = cleanup(&node).await;
+    let figures = r.with_context(|| format!("separate agent; log:\n{}", node.log_tail()))?;
+    c?;
+    Ok(figures)
 }
 
 /// Delete every pod and sandbox; wait (bounded) until CRI has none left.

@@ -24,6 +24,9 @@ pub const KEPT_LOG: &str = "/tmp/capstan-bench-pods-server.log";
 
 pub struct NodeServer {
     child: Option<Child>,
+    /// With `separate`: the `capstan agent` process running the node (the server runs with
+    /// `--disable-agent`).
+    agent: Option<Child>,
     dir: tempfile::TempDir,
     pub port: u16,
     log: PathBuf,
@@ -44,6 +47,15 @@ impl NodeServer {
     /// Build the built-in images, queue them for the agent, start the server with its agent.
     /// Readiness (API and Node) is awaited by the caller.
     pub fn start(bin: &Path, runtime: &str) -> Result<NodeServer> {
+        Self::start_mode(bin, runtime, false)
+    }
+
+    /// The same node run by a separate `capstan agent` process joined with the server's token.
+    pub fn start_separate(bin: &Path, runtime: &str) -> Result<NodeServer> {
+        Self::start_mode(bin, runtime, true)
+    }
+
+    fn start_mode(bin: &Path, runtime: &str, separate: bool) -> Result<NodeServer> {
         let dir = tempfile::Builder::new()
             .prefix("capstan-bench-pods")
             .tempdir()?;
@@ -57,10 +69,15 @@ impl NodeServer {
         )?;
         // containerd is not running yet: the tarballs are queued and the agent imports them
         // before it registers the node.
+        let node_data = if separate {
+            dir.path().join("agent")
+        } else {
+            data.clone()
+        };
         run(
             Command::new(bin)
                 .args(["images", "import", "-d"])
-                .arg(&data)
+                .arg(&node_data)
                 .arg(images.join("busybox.tar"))
                 .arg(images.join("pause.tar")),
             "capstan images import",
@@ -68,12 +85,17 @@ impl NodeServer {
         let port = free_port()?;
         let log = dir.path().join("server.log");
         let ip_forward = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").ok();
-        let child = Command::new(bin)
-            .args(["server", "--bind-address", "127.0.0.1"])
+        let kubelet_port = free_port()?.to_string();
+        let mut cmd = Command::new(bin);
+        cmd.args(["server", "--bind-address", "127.0.0.1"])
             .args(["--https-listen-port", &port.to_string()])
             .args(["--node-name", NODE])
-            .args(["--kubelet-port", &free_port()?.to_string()])
-            .args(["--default-runtime", runtime])
+            .args(["--kubelet-port", &kubelet_port])
+            .args(["--default-runtime", runtime]);
+        if separate {
+            cmd.arg("--disable-agent");
+        }
+        let child = cmd
             .arg("--data-dir")
             .arg(&data)
             .env("CAPSTAN_LOG", log_filter())
@@ -84,6 +106,7 @@ impl NodeServer {
             .with_context(|| format!("starting {}", bin.display()))?;
         let mut s = NodeServer {
             child: Some(child),
+            agent: None,
             dir,
             port,
             log,
@@ -103,7 +126,42 @@ impl NodeServer {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        if separate {
+            while !data.join("token").exists() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let agent = Command::new(bin)
+                .args(["agent", "--server", &format!("https://127.0.0.1:{port}")])
+                .arg("--token-file")
+                .arg(data.join("token"))
+                .arg("--data-dir")
+                .arg(&node_data)
+                .args(["--node-name", NODE])
+                .args(["--kubelet-port", &kubelet_port])
+                .args(["--default-runtime", runtime])
+                .env("CAPSTAN_LOG", log_filter())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(File::create(dir_log(&s.log))?)
+                .spawn()
+                .context("starting capstan agent")?;
+            s.agent = Some(agent);
+        }
         Ok(s)
+    }
+
+    /// The data dir of the node (the agent's own with `separate`).
+    fn node_dir(&self) -> PathBuf {
+        if self.agent.is_some() {
+            self.dir.path().join("agent")
+        } else {
+            self.data_dir()
+        }
+    }
+
+    /// VmRSS of the separate agent process, in KiB.
+    pub fn agent_rss_kb(&self) -> Option<u64> {
+        rss_kb(self.agent.as_ref()?.id()).ok()
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -112,11 +170,11 @@ impl NodeServer {
 
     /// The node's containerd socket (the one the agent's CRI client uses).
     pub fn containerd_socket(&self) -> PathBuf {
-        self.data_dir().join("containerd").join("containerd.sock")
+        self.node_dir().join("containerd").join("containerd.sock")
     }
 
     fn containerd_pid(&self) -> Option<u32> {
-        let p = self.data_dir().join("containerd").join("containerd.pid");
+        let p = self.node_dir().join("containerd").join("containerd.pid");
         std::fs::read_to_string(p).ok()?.trim().parse().ok()
     }
 
@@ -168,9 +226,14 @@ impl NodeServer {
     }
 }
 
+/// The agent's log beside the server's.
+fn dir_log(server_log: &Path) -> PathBuf {
+    server_log.with_file_name("agent.log")
+}
+
 impl Drop for NodeServer {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
+        for mut c in self.agent.take().into_iter().chain(self.child.take()) {
             // SIGTERM: the agent stops the containerd it started; wait for that.
             let _ = Command::new("kill")
                 .args(["-TERM", &c.id().to_string()])

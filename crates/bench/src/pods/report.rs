@@ -169,9 +169,11 @@ fn rows(f: &PodFigures, sizes: &PodPlan) -> Vec<Row> {
             "",
         ),
         (
-            format!("separate agent process RSS, {b} pods MB"),
-            f.agent_rss_pods_kb
-                .map_or_else(|| "n/a".into(), |kb| format!("{:.1}", mb(kb))),
+            format!("separate agent process RSS idle / {b} pods MB"),
+            match (f.agent_rss_idle_kb, f.agent_rss_pods_kb) {
+                (Some(i), Some(p)) => format!("{:.1} / {:.1}", mb(i), mb(p)),
+                _ => "n/a".into(),
+            },
             dash(),
             "",
         ),
@@ -275,6 +277,7 @@ pub fn json(f: &PodFigures, sizes: &PodPlan) -> serde_json::Value {
             "containerd_idle": mb(f.containerd_rss_idle_kb),
             "containerd_pods": mb(f.containerd_rss_pods_kb),
             "shims_pods": mb(f.shims_rss_pods_kb),
+            "agent_idle": f.agent_rss_idle_kb.map(mb),
             "agent_pods": f.agent_rss_pods_kb.map(mb),
             "agent_note": f.agent_note,
         },
