@@ -12,31 +12,6 @@ use common::{eventually, Agent, Server};
 use serde_json::Value;
 use std::time::Duration;
 
-fn prerequisites() -> bool {
-    let root = std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false);
-    let have = |b: &str| {
-        std::process::Command::new("sh")
-            .args(["-c", &format!("command -v {b}")])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
-    };
-    let ok = root
-        && have("containerd")
-        && have("runc")
-        && have("gcc")
-        && std::path::Path::new("/bin/busybox").exists();
-    if !ok {
-        eprintln!("NOTICE: needs root, containerd, runc, gcc and busybox-static; skipped");
-    }
-    ok
-}
-
 const NODE1: &str = "capstan-join-1";
 const NODE2: &str = "capstan-join-2";
 
@@ -73,7 +48,7 @@ fn in_cidr24(ip: &str, cidr: &str) -> bool {
 
 #[test]
 fn second_node_joins_runs_pods_and_serves_logs_and_exec() {
-    if !prerequisites() {
+    if !common::agent_prerequisites(&[]) {
         return;
     }
     let s = Server::start_with_agent(NODE1);

@@ -8,35 +8,9 @@ use common::{eventually, Server};
 use serde_json::Value;
 use std::process::Command;
 
-fn prerequisites() -> bool {
-    let root = std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false);
-    let have = |b: &str| {
-        Command::new("sh")
-            .args(["-c", &format!("command -v {b}")])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
-    };
-    let ok = root
-        && have("containerd")
-        && have("ctr")
-        && have("runc")
-        && have("gcc")
-        && std::path::Path::new("/bin/busybox").exists();
-    if !ok {
-        eprintln!("NOTICE: needs root, containerd, ctr, runc, gcc and busybox-static; skipped");
-    }
-    ok
-}
-
 #[test]
 fn agent_registers_a_node_with_its_lease_and_images() {
-    if !prerequisites() {
+    if !common::agent_prerequisites(&[]) {
         return;
     }
     let s = Server::start_with_agent("capstan-test-node");

@@ -12,31 +12,6 @@ use common::{eventually, Server};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
-fn prerequisites() -> bool {
-    let root = std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false);
-    let have = |b: &str| {
-        std::process::Command::new("sh")
-            .args(["-c", &format!("command -v {b}")])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
-    };
-    let ok = root
-        && have("containerd")
-        && have("runc")
-        && have("gcc")
-        && std::path::Path::new("/bin/busybox").exists();
-    if !ok {
-        eprintln!("NOTICE: needs root, containerd, runc, gcc and busybox-static; skipped");
-    }
-    ok
-}
-
 const NODE: &str = "capstan-pods";
 
 struct T<'a> {
@@ -1073,7 +1048,7 @@ fn registry_pulls(t: &T) {
 
 #[test]
 fn pods_run_as_real_containers() {
-    if !prerequisites() {
+    if !common::agent_prerequisites(&[]) {
         return;
     }
     let mut s = Server::start_with_agent(NODE);

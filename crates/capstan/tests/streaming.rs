@@ -17,33 +17,6 @@ use std::time::{Duration, Instant};
 
 const NODE: &str = "stream-node";
 
-fn prerequisites() -> bool {
-    let root = std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false);
-    let have = |b: &str| {
-        Command::new("sh")
-            .args(["-c", &format!("command -v {b}")])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
-    };
-    let ok = root
-        && ["containerd", "ctr", "runc", "gcc", "curl"]
-            .iter()
-            .all(|b| have(b))
-        && std::path::Path::new("/bin/busybox").exists();
-    if !ok {
-        eprintln!(
-            "NOTICE: needs root, containerd, ctr, runc, gcc, curl and busybox-static; skipped"
-        );
-    }
-    ok
-}
-
 /// Create a pod bound to the node (`spec.containers` given as JSON); waits until `ready`.
 fn run_pod(s: &Server, name: &str, node: &str, containers: Value, restart: &str) {
     let mut spec = json!({"containers": containers, "restartPolicy": restart, "terminationGracePeriodSeconds": 1});
@@ -78,32 +51,6 @@ fn running(p: &Value, container: &str) -> bool {
         })
 }
 
-fn import_images(s: &Server) {
-    let images = s.dir.path().join("built-images");
-    let out = Command::new(common::binary())
-        .args(["images", "build-builtin", "--out"])
-        .arg(&images)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = Command::new(common::binary())
-        .args(["images", "import", "-d"])
-        .arg(s.dir.path())
-        .arg(images.join("busybox.tar"))
-        .arg(images.join("pause.tar"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// `kubectl logs ARGS` once its output satisfies `ok` (logs are written asynchronously).
 fn logs_until(s: &Server, args: &[&str], ok: impl Fn(&str) -> bool) -> String {
     let mut all = vec!["logs"];
@@ -126,7 +73,7 @@ fn logs_until(s: &Server, args: &[&str], ok: impl Fn(&str) -> bool) -> String {
 
 #[test]
 fn logs_exec_port_forward_and_cp_through_the_kubelet() {
-    if !prerequisites() {
+    if !common::agent_prerequisites(&["curl"]) {
         return;
     }
     let s = Server::start_with_agent(NODE);
@@ -172,7 +119,7 @@ fn logs_exec_port_forward_and_cp_through_the_kubelet() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&authed.stdout).trim(), "ok");
 
-    import_images(&s);
+    s.import_builtin_images();
     // web: `main` runs once and exits (attempt 0), then runs again (attempt 1) with an httpd;
     // `side` has no previous run.
     run_pod(

@@ -56,13 +56,20 @@ pub fn checks(f: &PodFigures, sizes: &PodPlan) -> Vec<Check> {
                 "agent RSS <= {AGENT_RSS_MB:.0} MB with {} pods running",
                 sizes.burst
             ),
-            measured: format!(
-                "{rss:.1} MB ({what}; +{:.1} MB over idle; minus an idle --disable-agent \
-                 server's {:.1} MB: {:.1} MB)",
-                mb(f.server_rss_pods_kb) - mb(f.server_rss_idle_kb),
-                mb(f.server_no_agent_rss_kb),
-                mb(f.server_rss_pods_kb) - mb(f.server_no_agent_rss_kb),
-            ),
+            measured: match (f.agent_rss_idle_kb, f.agent_rss_pods_kb) {
+                (Some(idle), Some(busy)) => format!(
+                    "{rss:.1} MB ({what}; {:.1} MB idle, +{:.1} MB for the pods)",
+                    mb(idle),
+                    mb(busy) - mb(idle)
+                ),
+                _ => format!(
+                    "{rss:.1} MB ({what}; +{:.1} MB over idle; minus an idle --disable-agent \
+                     server's {:.1} MB: {:.1} MB)",
+                    mb(f.server_rss_pods_kb) - mb(f.server_rss_idle_kb),
+                    mb(f.server_no_agent_rss_kb),
+                    mb(f.server_rss_pods_kb) - mb(f.server_no_agent_rss_kb),
+                ),
+            },
             met: rss <= AGENT_RSS_MB,
         },
     ]

@@ -147,6 +147,40 @@ pub fn cni_bridge() -> String {
     format!("cst{}", std::process::id() % 100_000)
 }
 
+/// Whether this machine can run agent tests (root, containerd, runc, gcc, busybox-static, and
+/// `extra` commands); prints a NOTICE naming what is missing otherwise.
+pub fn agent_prerequisites(extra: &[&str]) -> bool {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false);
+    let have = |b: &str| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {b}")])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    };
+    let mut missing: Vec<&str> = ["containerd", "ctr", "runc", "gcc"]
+        .iter()
+        .chain(extra)
+        .copied()
+        .filter(|b| !have(b))
+        .collect();
+    if !Path::new("/bin/busybox").exists() {
+        missing.push("busybox-static");
+    }
+    if !root {
+        missing.push("root");
+    }
+    if !missing.is_empty() {
+        eprintln!("NOTICE: agent tests need {missing:?}; skipped");
+    }
+    missing.is_empty()
+}
+
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_capstan")
 }
