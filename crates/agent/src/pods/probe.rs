@@ -5,6 +5,7 @@
 use crate::cri::Runtime;
 use k8s_openapi::api::core::v1::{Container, ExecAction, HTTPGetAction, TCPSocketAction};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A handler of a probe or hook.
@@ -88,33 +89,34 @@ pub async fn run(
                 .unwrap_or_else(|| "HTTP".into())
                 .to_lowercase();
             let url = format!("{scheme}://{host}:{p}{path}");
-            if scheme != "http" {
-                return Err(format!("Get \"{url}\": HTTPS probes are not supported yet"));
+            if scheme != "http" && scheme != "https" {
+                return Err(format!(
+                    "Get \"{url}\": unsupported protocol scheme \"{scheme}\""
+                ));
             }
+            let headers: Vec<(String, String)> = g
+                .http_headers
+                .iter()
+                .flatten()
+                .map(|h| (h.name.clone(), h.value.clone()))
+                .collect();
             let fut = async {
                 let tcp = tokio::net::TcpStream::connect((host.as_str(), p))
                     .await
                     .map_err(|e| format!("Get \"{url}\": dial tcp {host}:{p}: connect: {e}"))?;
-                let (mut s, conn) =
-                    hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+                let code = if scheme == "https" {
+                    // As the kubelet: HTTPS probes do not verify the certificate.
+                    let name = rustls::pki_types::ServerName::try_from(host.clone())
+                        .map_err(|e| format!("Get \"{url}\": {e}"))?;
+                    let tls = tokio_rustls::TlsConnector::from(insecure_tls())
+                        .connect(name, tcp)
                         .await
                         .map_err(|e| format!("Get \"{url}\": {e}"))?;
-                tokio::spawn(conn);
-                let mut req = hyper::Request::get(path.as_str())
-                    .header("host", format!("{host}:{p}"))
-                    .header("user-agent", "kube-probe/1.32")
-                    .header("accept", "*/*");
-                for h in g.http_headers.iter().flatten() {
-                    req = req.header(h.name.as_str(), h.value.as_str());
+                    http_get(tls, &host, p, &path, &headers).await
+                } else {
+                    http_get(tcp, &host, p, &path, &headers).await
                 }
-                let resp = s
-                    .send_request(
-                        req.body(http_body_util::Empty::<bytes::Bytes>::new())
-                            .expect("request"),
-                    )
-                    .await
-                    .map_err(|e| format!("Get \"{url}\": {e}"))?;
-                let code = resp.status().as_u16();
+                .map_err(|e| format!("Get \"{url}\": {e}"))?;
                 if (200..400).contains(&code) {
                     Ok(())
                 } else {
@@ -127,6 +129,99 @@ pub async fn run(
             }
         }
     }
+}
+
+/// One GET over an established connection; the status code.
+async fn http_get<IO>(
+    io: IO,
+    host: &str,
+    port: u16,
+    path: &str,
+    headers: &[(String, String)],
+) -> Result<u16, String>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut s, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let mut req = hyper::Request::get(path)
+        .header("host", format!("{host}:{port}"))
+        .header("user-agent", "kube-probe/1.32")
+        .header("accept", "*/*");
+    for (k, v) in headers {
+        req = req.header(k.as_str(), v.as_str());
+    }
+    let req = req
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .map_err(|e| e.to_string())?;
+    let resp = s.send_request(req).await.map_err(|e| e.to_string())?;
+    Ok(resp.status().as_u16())
+}
+
+/// Accepts any server certificate (the kubelet's HTTPS probes skip verification).
+#[derive(Debug)]
+struct AnyCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+fn insecure_tls() -> Arc<rustls::ClientConfig> {
+    static CFG: std::sync::OnceLock<Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
+    CFG.get_or_init(|| {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .expect("default protocol versions")
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
+            .with_no_client_auth();
+        Arc::new(cfg)
+    })
+    .clone()
 }
 
 /// The handler of a probe, if it has one this agent supports.
@@ -238,5 +333,101 @@ mod tests {
         assert_eq!(port(&IntOrString::String("http".into()), &c), Ok(8080));
         assert_eq!(port(&IntOrString::Int(81), &c), Ok(81));
         assert!(port(&IntOrString::String("nope".into()), &c).is_err());
+    }
+
+    /// A loopback server answering every connection with `status` (over TLS with a
+    /// self-signed certificate when `tls`); its port.
+    async fn serve(status: u16, tls: bool) -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let acceptor = tls.then(|| {
+            let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+            let key = rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der())
+                .unwrap();
+            let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.cert.der().clone()], key)
+            .unwrap();
+            tokio_rustls::TlsAcceptor::from(Arc::new(cfg))
+        });
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let reply = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\n\r\n");
+                    let mut buf = [0u8; 1024];
+                    match acceptor {
+                        Some(a) => {
+                            let Ok(mut s) = a.accept(tcp).await else {
+                                return;
+                            };
+                            let _ = s.read(&mut buf).await;
+                            let _ = s.write_all(reply.as_bytes()).await;
+                            let _ = s.shutdown().await;
+                        }
+                        None => {
+                            let mut s = tcp;
+                            let _ = s.read(&mut buf).await;
+                            let _ = s.write_all(reply.as_bytes()).await;
+                        }
+                    }
+                });
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn http_and_https_probes() {
+        let channel = tonic::transport::Endpoint::from_static("http://[::1]:1").connect_lazy();
+        let mut rt = crate::cri::Runtime::new(channel);
+        let c: Container = serde_json::from_value(json!({"name": "c"})).unwrap();
+        // (scheme, server status, tls, want ok)
+        for (scheme, status, tls, ok) in [
+            ("HTTP", 200, false, true),
+            ("HTTP", 500, false, false),
+            ("HTTPS", 204, true, true),
+            ("HTTPS", 503, true, false),
+        ] {
+            let port = serve(status, tls).await;
+            let g: HTTPGetAction =
+                serde_json::from_value(json!({"path": "/healthz", "port": port, "scheme": scheme}))
+                    .unwrap();
+            let r = run(
+                &mut rt,
+                "id",
+                &c,
+                "127.0.0.1",
+                Handler::Http(&g),
+                Duration::from_secs(2),
+            )
+            .await;
+            assert_eq!(r.is_ok(), ok, "{scheme} {status}: {r:?}");
+            if !ok {
+                assert_eq!(
+                    r.unwrap_err(),
+                    format!("HTTP probe failed with statuscode: {status}")
+                );
+            }
+        }
+        let t: TCPSocketAction = serde_json::from_value(json!({"port": 1})).unwrap();
+        let r = run(
+            &mut rt,
+            "id",
+            &c,
+            "127.0.0.1",
+            Handler::Tcp(&t),
+            Duration::from_secs(1),
+        )
+        .await;
+        assert!(r.unwrap_err().starts_with("dial tcp 127.0.0.1:1: connect:"));
     }
 }
