@@ -5,6 +5,7 @@
 mod agent;
 mod images;
 mod pki;
+mod scheduler;
 mod server;
 mod token;
 

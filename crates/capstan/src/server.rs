@@ -26,6 +26,9 @@ pub struct ServerArgs {
     /// Do not run the node agent in this process.
     #[arg(long)]
     pub disable_agent: bool,
+    /// Run no scheduler (pods then need spec.nodeName, or another scheduler).
+    #[arg(long)]
+    pub disable_scheduler: bool,
     /// CIDR for service cluster IPs.
     #[arg(long, default_value = "10.43.0.0/16")]
     pub service_cidr: String,
@@ -219,6 +222,17 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         elapsed_ms = started.elapsed().as_millis() as u64,
         "capstan server ready"
     );
+    let scheduler = if args.disable_scheduler {
+        None
+    } else {
+        let api =
+            capstan_agent::api::Api::from_data_dir(&data_dir, "127.0.0.1", args.https_listen_port)?;
+        tracing::info!(name = crate::scheduler::DEFAULT_NAME, "scheduler started");
+        Some(tokio::spawn(crate::scheduler::run(
+            api,
+            crate::scheduler::DEFAULT_NAME.into(),
+        )))
+    };
     let (stop_agent, agent_stopped) = tokio::sync::oneshot::channel::<()>();
     let agent = if args.disable_agent {
         None
@@ -260,6 +274,9 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     tokio::select! {
         _ = serving => {}
         _ = shutdown => tracing::info!("shutting down"),
+    }
+    if let Some(s) = scheduler {
+        s.abort();
     }
     let _ = stop_agent.send(());
     if let Some(a) = agent {

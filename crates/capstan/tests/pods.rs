@@ -1046,6 +1046,67 @@ fn registry_pulls(t: &T) {
     });
 }
 
+/// Pods without a node are bound by the scheduler; those that fit nowhere say why, and are
+/// bound once the node changes so that they fit.
+fn scheduled_pods(t: &T) {
+    t.apply(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: unbound}
+spec:
+  containers: [{name: c, image: busybox:1.36, command: ["sleep", "3600"]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: picky}
+spec:
+  nodeSelector: {capstan-test/disk: ssd}
+  containers: [{name: c, image: busybox:1.36, command: ["sleep", "3600"]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: greedy}
+spec:
+  containers: [{name: c, image: busybox:1.36, command: ["sleep", "3600"], resources: {requests: {cpu: "500"}}}]
+"#,
+    );
+    let p = t.wait("unbound", 60, "Running", |p| phase(p) == "Running");
+    assert_eq!(p["spec"]["nodeName"], NODE);
+    let ev = t.events();
+    assert!(
+        ev.contains(&format!("Successfully assigned {}/unbound to {NODE}", t.ns)),
+        "{ev}"
+    );
+    let unschedulable = |name: &str, msg: &str| {
+        t.wait(name, 30, "Unschedulable", |p| {
+            p["status"]["conditions"].as_array().is_some_and(|c| {
+                c.iter().any(|c| {
+                    c["type"] == "PodScheduled"
+                        && c["status"] == "False"
+                        && c["reason"] == "Unschedulable"
+                        && c["message"] == msg
+                })
+            })
+        })
+    };
+    unschedulable(
+        "picky",
+        "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector.",
+    );
+    unschedulable("greedy", "0/1 nodes are available: 1 Insufficient cpu.");
+    assert!(t.events().contains("FailedScheduling"));
+    // The node gets the label: the pod is bound and runs.
+    t.s.kubectl(&["label", "node", NODE, "capstan-test/disk=ssd"])
+        .ok();
+    let p = t.wait("picky", 60, "Running", |p| phase(p) == "Running");
+    assert_eq!(p["spec"]["nodeName"], NODE);
+    t.s.kubectl(&["label", "node", NODE, "capstan-test/disk-"])
+        .ok();
+    let get = t.s.kubectl(&["get", "pod", "greedy", "-n", &t.ns]).ok();
+    assert!(get.contains("Pending"), "{get}");
+}
+
 #[test]
 fn pods_run_as_real_containers() {
     if !common::agent_prerequisites(&[]) {
@@ -1084,6 +1145,7 @@ fn pods_run_as_real_containers() {
         ("crun", Box::new(runtime_class_crun)),
         ("static", Box::new(static_pod_with_mirror)),
         ("registry", Box::new(registry_pulls)),
+        ("scheduler", Box::new(scheduled_pods)),
     ];
     let failures: Vec<String> = std::thread::scope(|scope| {
         let handles: Vec<_> = scenarios
