@@ -26,6 +26,9 @@ fn run_pod(s: &Server, name: &str, node: &str, containers: Value, restart: &str)
     }
     if !node.is_empty() {
         spec["nodeName"] = json!(node);
+    } else {
+        // No scheduler serves this name: the pod stays unbound.
+        spec["schedulerName"] = json!("no-such-scheduler");
     }
     let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec});
     s.kubectl_stdin(&["create", "-f", "-"], &pod.to_string())
