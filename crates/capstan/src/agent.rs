@@ -90,56 +90,6 @@ fn credentials_key(server: &str, node: &str, addresses: &[String]) -> Value {
     json!({"server": server, "nodeName": node, "addresses": addresses})
 }
 
-/// A TLS verifier that accepts any server certificate: only for `GET /cacerts`, whose answer
-/// is checked against the token's CA hash before anything is trusted or sent.
-#[derive(Debug)]
-struct AcceptAnyServer(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for AcceptAnyServer {
-    fn verify_server_cert(
-        &self,
-        _: &rustls::pki_types::CertificateDer<'_>,
-        _: &[rustls::pki_types::CertificateDer<'_>],
-        _: &rustls::pki_types::ServerName<'_>,
-        _: &[u8],
-        _: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
@@ -188,12 +138,9 @@ async fn fetch_credentials(
     node: &str,
     addresses: &[String],
 ) -> Result<String> {
-    let insecure = rustls::ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAnyServer(provider())))
-        .with_no_client_auth();
-    let anon = Api::with_tls(insecure, host, port);
+    // Only for `GET /cacerts`: its answer is checked against the token's CA hash before
+    // anything is trusted or sent.
+    let anon = Api::with_tls(capstan_agent::api::unverified_tls(), host, port);
     let (code, ca) = reachable("fetching the cluster CA", || {
         anon.call_raw("GET", "/cacerts", None)
     })
