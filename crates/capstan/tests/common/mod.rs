@@ -612,7 +612,9 @@ impl Agent {
             .args(["--node-name", node])
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["--kubelet-port", &kubelet_port.to_string()]);
+            .args(["--kubelet-port", &kubelet_port.to_string()])
+            // A bridge of its own (removed on drop), beside the server node's.
+            .args(["--cni-bridge", &agent_bridge()]);
         cmd
     }
 
@@ -724,7 +726,15 @@ impl Drop for Agent {
             stop_child(c, true);
         }
         kill_containerd_and_unmount(self.dir.path());
+        let _ = Command::new("ip")
+            .args(["link", "del", &agent_bridge()])
+            .output();
     }
+}
+
+/// The CNI bridge of this test process's joined agents.
+pub fn agent_bridge() -> String {
+    format!("{}b", cni_bridge())
 }
 
 pub fn fixture(name: &str) -> PathBuf {
