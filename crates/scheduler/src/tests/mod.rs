@@ -1,6 +1,7 @@
 //! Table-driven tests, one module per rule, on snapshots built from Node / Pod JSON.
 #![allow(clippy::type_complexity, clippy::field_reassign_with_default)]
 
+mod bench;
 mod config;
 mod filters;
 mod interpod;
