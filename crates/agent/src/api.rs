@@ -66,6 +66,80 @@ impl Api {
         Ok(Api::with_tls(cfg, host, port))
     }
 
+    /// Server and credentials from a kubeconfig's current context (embedded
+    /// `certificate-authority-data`, `client-certificate-data`/`client-key-data` or `token`),
+    /// as kube-scheduler's `--kubeconfig`.
+    pub fn from_kubeconfig(path: &Path) -> Result<Api> {
+        use base64::Engine;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+        let cfg: Value = serde_yaml_ng::from_str(&text)
+            .with_context(|| format!("parsing kubeconfig {}", path.display()))?;
+        let current = cfg["current-context"].as_str().unwrap_or_default();
+        let named = |list: &str, name: &str, field: &str| -> Value {
+            cfg[list]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|e| name.is_empty() || e["name"] == name)
+                .map(|e| e[field].clone())
+                .unwrap_or(Value::Null)
+        };
+        let ctx = named("contexts", current, "context");
+        let cluster = named(
+            "clusters",
+            ctx["cluster"].as_str().unwrap_or_default(),
+            "cluster",
+        );
+        let user = named("users", ctx["user"].as_str().unwrap_or_default(), "user");
+        let b64 = |v: &Value, what: &str| -> Result<Vec<u8>> {
+            let s = v
+                .as_str()
+                .with_context(|| format!("kubeconfig: no {what}"))?;
+            base64::engine::general_purpose::STANDARD
+                .decode(s.trim())
+                .with_context(|| format!("kubeconfig: {what} is not base64"))
+        };
+        let server = cluster["server"]
+            .as_str()
+            .context("kubeconfig: no cluster server")?;
+        let rest = server
+            .strip_prefix("https://")
+            .context("kubeconfig: the server must be https://")?
+            .trim_end_matches('/');
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((h, p)) => (h.trim_matches(['[', ']']).to_string(), p.parse()?),
+            None => (rest.to_string(), 443),
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_slice_iter(&b64(
+            &cluster["certificate-authority-data"],
+            "certificate-authority-data",
+        )?) {
+            roots.add(c?)?;
+        }
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots);
+        if let Some(token) = user["token"].as_str() {
+            return Ok(Api::with_tls(builder.with_no_client_auth(), &host, port).with_bearer(token));
+        }
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&b64(
+            &user["client-certificate-data"],
+            "client-certificate-data",
+        )?)
+        .collect::<Result<_, _>>()?;
+        let key =
+            PrivateKeyDer::from_pem_slice(&b64(&user["client-key-data"], "client-key-data")?)?;
+        Ok(Api::with_tls(
+            builder.with_client_auth_cert(certs, key)?,
+            &host,
+            port,
+        ))
+    }
+
     /// A client with the given TLS config (no client certificate needed).
     pub fn with_tls(cfg: rustls::ClientConfig, host: &str, port: u16) -> Api {
         let mut h1 = cfg.clone();
@@ -132,6 +206,22 @@ impl Api {
         Ok(sender)
     }
 
+    /// A PATCH of the given content type (e.g. `application/strategic-merge-patch+json`).
+    pub async fn patch(&self, path: &str, content_type: &str, body: &Value) -> Result<Answer> {
+        let mut req = self.request("PATCH", path, Some(body), true)?;
+        req.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_str(content_type)?,
+        );
+        let resp = self.send_request(req, "PATCH", path).await?;
+        let code = resp.status().as_u16();
+        let raw = resp.into_body().collect().await?.to_bytes();
+        Ok(Answer {
+            code,
+            body: serde_json::from_slice(&raw).unwrap_or(Value::Null),
+        })
+    }
+
     /// One JSON call (PATCH bodies are merge patches).
     pub async fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Answer> {
         let resp = self.send(method, path, body).await?;
@@ -187,7 +277,16 @@ impl Api {
         path: &str,
         body: Option<&Value>,
     ) -> Result<hyper::Response<hyper::body::Incoming>> {
-        let mut req = self.request(method, path, body, true)?;
+        let req = self.request(method, path, body, true)?;
+        self.send_request(req, method, path).await
+    }
+
+    async fn send_request(
+        &self,
+        mut req: hyper::Request<Full<Bytes>>,
+        method: &str,
+        path: &str,
+    ) -> Result<hyper::Response<hyper::body::Incoming>> {
         for retried in [false, true] {
             let mut sender = self.sender().await?;
             if sender.ready().await.is_err() {

@@ -1,6 +1,7 @@
 //! `capstan`: one binary for the whole platform. `capstan server` runs the control plane
 //! (API server on an embedded store or etcd, and its own node agent); `capstan agent` joins
-//! another node; `capstan images` manages a node's images.
+//! another node; `capstan scheduler` runs a second scheduler; `capstan images` manages a
+//! node's images.
 
 mod agent;
 mod images;
@@ -34,6 +35,8 @@ enum Command {
     Server(Box<server::ServerArgs>),
     /// Run a node agent that joins a server (--server https://HOST:6443 --token-file F).
     Agent(Box<agent::AgentArgs>),
+    /// Run a scheduler of its own (for pods naming --scheduler-name), against a kubeconfig.
+    Scheduler(Box<scheduler::SchedulerArgs>),
     /// Node images: build the built-in ones, import tarballs, list.
     #[command(subcommand)]
     Images(images::ImagesCommand),
@@ -82,6 +85,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Server(args) => rt.block_on(server::run(*args)),
         Command::Agent(args) => rt.block_on(agent::run(*args)),
+        Command::Scheduler(args) => rt.block_on(scheduler::command(*args)),
         Command::Images(cmd) => images::run(cmd),
     }
 }

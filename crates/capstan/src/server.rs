@@ -29,6 +29,8 @@ pub struct ServerArgs {
     /// Run no scheduler (pods then need spec.nodeName, or another scheduler).
     #[arg(long)]
     pub disable_scheduler: bool,
+    #[command(flatten)]
+    pub scheduler: crate::scheduler::SchedulerFlags,
     /// CIDR for service cluster IPs.
     #[arg(long, default_value = "10.43.0.0/16")]
     pub service_cidr: String,
@@ -225,13 +227,12 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     let scheduler = if args.disable_scheduler {
         None
     } else {
+        let profiles = crate::scheduler::profiles(crate::scheduler::DEFAULT_NAME, &args.scheduler)?;
         let api =
             capstan_agent::api::Api::from_data_dir(&data_dir, "127.0.0.1", args.https_listen_port)?;
-        tracing::info!(name = crate::scheduler::DEFAULT_NAME, "scheduler started");
-        Some(tokio::spawn(crate::scheduler::run(
-            api,
-            crate::scheduler::DEFAULT_NAME.into(),
-        )))
+        let names: Vec<&str> = profiles.iter().map(|p| p.scheduler_name.as_str()).collect();
+        tracing::info!(profiles = ?names, "scheduler started");
+        Some(tokio::spawn(crate::scheduler::run(api, profiles)))
     };
     let (stop_agent, agent_stopped) = tokio::sync::oneshot::channel::<()>();
     let agent = if args.disable_agent {

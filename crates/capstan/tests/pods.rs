@@ -1092,9 +1092,12 @@ spec:
     };
     unschedulable(
         "picky",
-        "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector.",
+        "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling..",
     );
-    unschedulable("greedy", "0/1 nodes are available: 1 Insufficient cpu.");
+    unschedulable(
+        "greedy",
+        "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod..",
+    );
     assert!(t.events().contains("FailedScheduling"));
     // The node gets the label: the pod is bound and runs.
     t.s.kubectl(&["label", "node", NODE, "capstan-test/disk=ssd"])
