@@ -96,6 +96,9 @@ fn simulated_nodes_register_run_pods_and_renew_leases() {
             "2",
             "--sim-taints",
             "dedicated=sim:NoSchedule",
+            // Status re-posted with every Lease renewal (a kubelet's is every 5 min).
+            "--sim-status-seconds",
+            "10",
         ],
     );
     let started = Instant::now();
@@ -324,6 +327,15 @@ fn simulated_nodes_register_run_pods_and_renew_leases() {
         .kubectl(&["get", "leases", "-n", "kube-node-lease", "--no-headers"])
         .ok();
     assert_eq!(leases.lines().count(), 3, "{leases}");
+    // Status re-posts move the heartbeat, not the transition.
+    let node1 = json(&s, &["get", "node", "simtest-1", "-o", "json"]);
+    let before = &items[1];
+    let (r0, r1) = (ready(before).unwrap(), ready(&node1).unwrap());
+    assert_eq!(r0["lastTransitionTime"], r1["lastTransitionTime"]);
+    assert_ne!(
+        r0["lastHeartbeatTime"], r1["lastHeartbeatTime"],
+        "status not re-posted: {r1}"
+    );
 
     // SIGTERM: the simulator stops; its nodes stay registered.
     let status = sim.terminate().expect("the simulator stops on SIGTERM");

@@ -186,6 +186,7 @@ pub fn crowded_nodes<'a>(nodes: impl Iterator<Item = &'a str>) -> usize {
 pub struct SchedFigures {
     pub nodes: usize,
     pub quick: bool,
+    pub lease_seconds: u64,
     /// Simulator start → every node Ready.
     pub nodes_ready_secs: f64,
     pub server_rss_nodes_kb: u64,

@@ -40,6 +40,8 @@ pub struct SchedPlan {
     pub workloads: Vec<Kind>,
     /// Limit for each phase (init pods bound, measured pods bound).
     pub timeout: Duration,
+    /// The simulated nodes' Lease renewal period.
+    pub lease_seconds: u64,
 }
 
 impl SchedPlan {
@@ -54,6 +56,7 @@ impl SchedPlan {
             quick,
             workloads,
             timeout: Duration::from_secs(timeout.unwrap_or(if quick { 180 } else { 600 })),
+            lease_seconds: 10,
         }
     }
 }
@@ -249,6 +252,11 @@ async fn run_workload(
     if let Err(e) = r {
         f.error = Some(format!("{e:#}"));
     }
+    // After the measure phase (or wherever the workload stopped), before the cleanup.
+    f.server_rss_kb = procs.server.rss_kb().unwrap_or(0);
+    f.server_hwm_kb = procs.server.hwm_kb().unwrap_or(0);
+    f.sim_rss_kb = procs.sim.rss_kb().unwrap_or(0);
+    f.sim_hwm_kb = procs.sim.hwm_kb().unwrap_or(0);
     // Cleanup: every pod of the workload deleted and gone (the API, the scheduler's and the
     // simulator's views) before the next one.
     let t = Instant::now();
@@ -374,10 +382,6 @@ async fn measure_workload(
         })
     })
     .await;
-    f.server_rss_kb = procs.server.rss_kb().unwrap_or(0);
-    f.server_hwm_kb = procs.server.hwm_kb().unwrap_or(0);
-    f.sim_rss_kb = procs.sim.rss_kb().unwrap_or(0);
-    f.sim_hwm_kb = procs.sim.hwm_kb().unwrap_or(0);
 
     // The figures, from the watch.
     watcher.with(|s| {
@@ -445,7 +449,10 @@ pub fn run(rt: &tokio::runtime::Runtime, bin: &Path, plan: &SchedPlan) -> Result
     let r = rt.block_on(async {
         let tls = Tls::from_data_dir(&server.data_dir(), server.port)?;
         tls.wait_ready(Duration::from_secs(60)).await?;
-        let mut sim = Simulator::start(bin, &server, plan.nodes, PREFIX, &workloads::node_flags())?;
+        let lease = plan.lease_seconds.to_string();
+        let mut flags = workloads::node_flags();
+        flags.extend(["--sim-lease-seconds", lease.as_str()]);
+        let mut sim = Simulator::start(bin, &server, plan.nodes, PREFIX, &flags)?;
         let r = with_simulator(&server, &mut sim, plan).await;
         r.with_context(|| format!("simulator log:\n{}", sim.log_tail()))
     });
@@ -461,6 +468,7 @@ async fn with_simulator(
     let mut figs = SchedFigures {
         nodes: plan.nodes,
         quick: plan.quick,
+        lease_seconds: plan.lease_seconds,
         ..Default::default()
     };
     // Every simulated node Ready.

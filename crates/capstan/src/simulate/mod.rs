@@ -62,8 +62,13 @@ pub async fn run(args: AgentArgs, shutdown: impl std::future::Future<Output = ()
         let api = Api::from_data_dir(&data_dir, &host, port)?;
         let started = Instant::now();
         let existing = nodes::list_nodes(&api).await?;
-        let plan = nodes::plan(&t, &existing).map_err(anyhow::Error::msg)?;
+        let mut plan = nodes::plan(&t, &existing).map_err(anyhow::Error::msg)?;
         drop(existing);
+        // Ready from now on for nodes that were not Ready before (kept across status posts).
+        let registered = nodes::now();
+        for n in &mut plan {
+            n.since.get_or_insert_with(|| registered.clone());
+        }
         let plan = Arc::new(plan);
         let facts = Arc::new(nodes::Host::gather());
         nodes::register_all(&api, &t, &plan, &facts, conc).await?;

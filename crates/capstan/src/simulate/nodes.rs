@@ -451,6 +451,8 @@ pub async fn heartbeat(
     let status_rounds = (status_period.as_secs_f64() / lease_period.as_secs_f64().max(0.001))
         .round()
         .max(1.0) as u64;
+    // Every Lease was just renewed by [`first_leases`]: the spread renewals start a period on.
+    tokio::time::sleep(lease_period).await;
     let mut tick = tokio::time::interval(lease_period / SLICES as u32);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut round = 1u64;
