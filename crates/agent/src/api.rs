@@ -404,13 +404,22 @@ pub struct Watch {
 impl Watch {
     /// The next event (`{"type": …, "object": …}`); None when the server ended the watch.
     pub async fn next(&mut self) -> Result<Option<Value>> {
+        match self.next_line().await? {
+            Some(line) => Ok(Some(serde_json::from_slice(&line)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The next event as its raw JSON line, for callers that decode only the fields they
+    /// need; None when the server ended the watch.
+    pub async fn next_line(&mut self) -> Result<Option<Vec<u8>>> {
         loop {
             if let Some(i) = self.buf.iter().position(|b| *b == b'\n') {
                 let line: Vec<u8> = self.buf.drain(..=i).collect();
                 if line.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
-                return Ok(Some(serde_json::from_slice(&line)?));
+                return Ok(Some(line));
             }
             match self.body.frame().await {
                 None => return Ok(None),

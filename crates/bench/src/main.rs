@@ -2,7 +2,9 @@
 //! by side in one run — creates/s and latency at 1/16/64 clients, GET and LIST latency, watch
 //! delivery latency with 1 and 1000 watchers, RSS idle and with 100k pods — printed as a table
 //! with the targets; then the pod startup benchmark (`--pods` runs only that): pods through a
-//! real server with its node agent against the raw CRI path on the same containerd. Every
+//! real server with its node agent against the raw CRI path on the same containerd.
+//! `--scheduler` runs only the scheduler benchmark instead: kube's scheduler_perf workloads
+//! through a real server on thousands of simulated nodes (`capstan agent --simulate`). Every
 //! figure comes from measurement in this run.
 
 #![forbid(unsafe_code)]
@@ -13,6 +15,7 @@ mod measure;
 mod pods;
 mod procs;
 mod report;
+mod sched;
 mod stats;
 mod watch;
 
@@ -49,6 +52,26 @@ struct Args {
     /// Pods started one at a time in the pod benchmark (default 20; 5 with --quick).
     #[arg(long)]
     pod_count: Option<usize>,
+    /// Run only the scheduler benchmark: scheduler_perf workloads on simulated nodes.
+    #[arg(long, conflicts_with_all = ["pods", "no_pods"])]
+    scheduler: bool,
+    /// Simulated nodes of the scheduler benchmark (default 5000; 500 with --quick). Pod counts
+    /// scale with it (scheduler_perf's are for 5000).
+    #[arg(long, requires = "scheduler")]
+    sched_nodes: Option<usize>,
+    /// Scheduler workloads to run, comma-separated: basic, affinity, antiaffinity, preemption.
+    #[arg(long, default_value = "basic,affinity,antiaffinity,preemption",
+          value_parser = sched::workloads::Kind::parse_list, requires = "scheduler")]
+    sched_workloads: std::vec::Vec<sched::workloads::Kind>,
+    /// Seconds each scheduler workload phase (init pods bound, measured pods bound) may take
+    /// before it is reported TIMEOUT (default 600; 180 with --quick).
+    #[arg(long, requires = "scheduler")]
+    sched_timeout: Option<u64>,
+    /// Seconds between two Lease renewals of each simulated node (a kubelet's 10 s; at 5000
+    /// nodes that is 500 writes/s the API server carries throughout, which scheduler_perf's
+    /// static nodes do not cost it).
+    #[arg(long, default_value_t = 10, requires = "scheduler")]
+    sched_lease_seconds: u64,
 }
 
 fn main() -> Result<()> {
@@ -66,6 +89,26 @@ fn main() -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if args.scheduler {
+        let mut plan = sched::SchedPlan::new(
+            args.quick,
+            args.sched_nodes,
+            args.sched_workloads.clone(),
+            args.sched_timeout,
+        );
+        plan.lease_seconds = args.sched_lease_seconds.max(1);
+        anyhow::ensure!(plan.nodes > 0, "--sched-nodes must be at least 1");
+        eprintln!("== scheduler ({} simulated nodes)", plan.nodes);
+        let figs = sched::run(&rt, &capstan, &plan)?;
+        println!("{}", sched::report::table(&figs));
+        if let Some(path) = &args.json {
+            let v =
+                serde_json::json!({"quick": args.quick, "scheduler": sched::report::json(&figs)});
+            std::fs::write(path, serde_json::to_vec_pretty(&v)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        return Ok(());
+    }
     let mut results = Vec::new();
     let backends = if args.pods { vec![] } else { args.backends };
     for backend in backends {

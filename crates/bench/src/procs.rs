@@ -173,12 +173,94 @@ impl Server {
     pub fn rss_kb(&self) -> Result<u64> {
         rss_kb(self.child.0.id())
     }
+
+    /// Peak resident set size (VmHWM) of the server process, in KiB.
+    pub fn hwm_kb(&self) -> Result<u64> {
+        hwm_kb(self.child.0.id())
+    }
+
+    /// The server's join token file (for `capstan agent`).
+    pub fn token_file(&self) -> PathBuf {
+        self.data_dir().join("token")
+    }
+}
+
+/// `capstan agent --simulate N` joined to a [`Server`], its data dir in a temp dir.
+pub struct Simulator {
+    // Field order matters: the process dies before its data dir is removed.
+    child: Guard,
+    _dir: tempfile::TempDir,
+    log: PathBuf,
+}
+
+impl Simulator {
+    /// Start `nodes` simulated nodes named `<prefix>-<i>` with extra flags.
+    pub fn start(
+        bin: &Path,
+        server: &Server,
+        nodes: usize,
+        prefix: &str,
+        extra: &[&str],
+    ) -> Result<Simulator> {
+        let dir = tempfile::Builder::new()
+            .prefix("capstan-bench-sim")
+            .tempdir()?;
+        let log = dir.path().join("simulator.log");
+        let child = Command::new(bin)
+            .arg("agent")
+            .args(["--server", &format!("https://127.0.0.1:{}", server.port)])
+            .arg("--token-file")
+            .arg(server.token_file())
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(["--simulate", &nodes.to_string()])
+            .args(["--node-name-prefix", prefix])
+            .args(extra)
+            .env("CAPSTAN_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(&log)?)
+            .spawn()
+            .with_context(|| format!("starting {} agent --simulate", bin.display()))?;
+        Ok(Simulator {
+            child: Guard(child),
+            _dir: dir,
+            log,
+        })
+    }
+
+    pub fn log_tail(&self) -> String {
+        log_tail(&self.log)
+    }
+
+    /// Its exit status, when it has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.0.try_wait().ok().flatten()
+    }
+
+    pub fn rss_kb(&self) -> Result<u64> {
+        rss_kb(self.child.0.id())
+    }
+
+    pub fn hwm_kb(&self) -> Result<u64> {
+        hwm_kb(self.child.0.id())
+    }
+
+    pub fn cpu_secs(&self) -> f64 {
+        cpu_secs_of_pid(self.child.0.id())
+    }
 }
 
 /// VmRSS of a process, in KiB.
 pub fn rss_kb(pid: u32) -> Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     vm_rss_kb(&status).context("no VmRSS in /proc/PID/status")
+}
+
+/// VmHWM (peak RSS) of a process, in KiB.
+pub fn hwm_kb(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status_kb(&status, "VmHWM:").context("no VmHWM in /proc/PID/status")
 }
 
 /// CPU time (user + system) process `pid` has used so far, in seconds (0 when it is gone).
@@ -225,9 +307,14 @@ fn cpu_secs_of_stat(stat: &str) -> f64 {
 
 /// The `VmRSS:` figure of a `/proc/PID/status` text, in KiB.
 fn vm_rss_kb(status: &str) -> Option<u64> {
+    status_kb(status, "VmRSS:")
+}
+
+/// The `<key>` figure (e.g. `VmHWM:`) of a `/proc/PID/status` text, in KiB.
+fn status_kb(status: &str, key: &str) -> Option<u64> {
     status
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
+        .find(|l| l.starts_with(key))?
         .split_whitespace()
         .nth(1)?
         .parse()
@@ -258,5 +345,8 @@ mod tests {
         for (text, want) in cases {
             assert_eq!(vm_rss_kb(text), want, "{text:?}");
         }
+        let status = "VmPeak:\t 9 kB\nVmHWM:\t   52000 kB\nVmRSS:\t   31744 kB\n";
+        assert_eq!(status_kb(status, "VmHWM:"), Some(52000));
+        assert_eq!(status_kb(status, "VmSwap:"), None);
     }
 }

@@ -40,6 +40,9 @@ pub struct AgentArgs {
     pub container_runtime_endpoint: Option<PathBuf>,
     #[command(flatten)]
     pub node: crate::server::NodeFlags,
+    /// Simulated nodes (`--simulate N` and the `--sim-*` flags) instead of a real node.
+    #[command(flatten)]
+    pub sim: crate::simulate::SimFlags,
 }
 
 pub fn default_data_dir() -> PathBuf {
@@ -208,8 +211,9 @@ fn stored_cluster_cidr(tls: &Path, key: &Value, token: &token::Token) -> Option<
     .flatten()
 }
 
-pub async fn run(args: AgentArgs) -> Result<()> {
-    let shutdown = crate::server::shutdown_signal()?;
+/// The join token of `--token` or `--token-file`, whole and parsed (its CA hash checked for
+/// presence).
+pub fn read_token(args: &AgentArgs) -> Result<(String, token::Token)> {
     let full_token = match (&args.token, &args.token_file) {
         (Some(t), _) => t.trim().to_string(),
         (None, Some(f)) => std::fs::read_to_string(f)
@@ -222,6 +226,39 @@ pub async fn run(args: AgentArgs) -> Result<()> {
     if token.ca_hash.is_none() {
         token.verify_ca(b"").map_err(anyhow::Error::msg)?;
     }
+    Ok((full_token, token))
+}
+
+/// The node's credentials under `tls`: the stored ones when they were fetched for the same
+/// server, node, addresses and CA, otherwise fetched (and stored) now. Returns the cluster CIDR.
+pub async fn credentials(
+    server: &str,
+    tls: &Path,
+    (host, port): (&str, u16),
+    (token, full_token): (&token::Token, &str),
+    node: &str,
+    addresses: &[String],
+) -> Result<String> {
+    let key = credentials_key(server, node, addresses);
+    if let Some(c) = stored_cluster_cidr(tls, &key, token) {
+        tracing::info!(dir = %tls.display(), "using the stored node credentials");
+        return Ok(c);
+    }
+    let c = fetch_credentials(tls, host, port, token, full_token, node, addresses).await?;
+    std::fs::write(
+        tls.join("node.json"),
+        serde_json::to_vec_pretty(&json!({"for": key, "clusterCIDR": c}))?,
+    )?;
+    tracing::info!(node = %node, server = %server, dir = %tls.display(), "node credentials fetched");
+    Ok(c)
+}
+
+pub async fn run(args: AgentArgs) -> Result<()> {
+    let shutdown = crate::server::shutdown_signal()?;
+    if args.sim.simulate.is_some() {
+        return crate::simulate::run(args, shutdown).await;
+    }
+    let (full_token, token) = read_token(&args)?;
     let (host, port) = parse_server(&args.server).map_err(anyhow::Error::msg)?;
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     std::fs::create_dir_all(&data_dir)
@@ -240,21 +277,14 @@ pub async fn run(args: AgentArgs) -> Result<()> {
         addresses.push(hostname);
     }
     let tls = data_dir.join("tls");
-    let key = credentials_key(&args.server, &node, &addresses);
-    let obtain = async {
-        if let Some(c) = stored_cluster_cidr(&tls, &key, &token) {
-            tracing::info!(dir = %tls.display(), "using the stored node credentials");
-            return Ok::<_, anyhow::Error>(c);
-        }
-        let c =
-            fetch_credentials(&tls, &host, port, &token, &full_token, &node, &addresses).await?;
-        std::fs::write(
-            tls.join("node.json"),
-            serde_json::to_vec_pretty(&json!({"for": key, "clusterCIDR": c}))?,
-        )?;
-        tracing::info!(node = %node, server = %args.server, dir = %tls.display(), "node credentials fetched");
-        Ok(c)
-    };
+    let obtain = credentials(
+        &args.server,
+        &tls,
+        (&host, port),
+        (&token, &full_token),
+        &node,
+        &addresses,
+    );
     tokio::pin!(shutdown);
     let cluster_cidr = tokio::select! {
         c = obtain => c?,

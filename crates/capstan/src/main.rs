@@ -8,6 +8,7 @@ mod images;
 mod pki;
 mod scheduler;
 mod server;
+mod simulate;
 mod token;
 
 use clap::{Parser, Subcommand};

@@ -757,3 +757,68 @@ pub fn eventually<T>(secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A running `capstan agent --simulate N` joined to a server (its own data dir for the
+/// simulator's credential); SIGTERMed by PID on drop. Its nodes stay registered.
+pub struct Simulator {
+    child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub prefix: String,
+    pub count: usize,
+}
+
+impl Simulator {
+    /// Start `count` simulated nodes named `<prefix>-<i>` with extra `--sim-*` flags.
+    pub fn start(server: &Server, count: usize, prefix: &str, extra: &[&str]) -> Simulator {
+        let dir = tempfile::tempdir().unwrap();
+        let log = std::fs::File::create(dir.path().join("simulator.log")).unwrap();
+        let child = Command::new(binary())
+            .arg("agent")
+            .args(["--server", &server.url()])
+            .arg("--token-file")
+            .arg(server.dir.path().join("token"))
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["--simulate", &count.to_string()])
+            .args(["--node-name-prefix", prefix])
+            .args(extra)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start capstan agent --simulate");
+        Simulator {
+            child: Some(child),
+            dir,
+            prefix: prefix.to_string(),
+            count,
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("simulator.log")).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Whether the process has exited (its status), without waiting.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// SIGTERM it; its exit status if it stopped within the bound.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.take().and_then(|c| stop_child(c, true))
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.take() {
+            stop_child(c, true);
+        }
+    }
+}
