@@ -18,6 +18,7 @@ mod filters;
 mod framework;
 mod hash;
 mod image;
+mod intern;
 mod interpod;
 mod message;
 mod node;
