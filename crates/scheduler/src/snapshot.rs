@@ -109,12 +109,11 @@ impl Snapshot {
         self.with_required_anti = shift(&self.with_required_anti);
     }
 
-    /// A pod bound (or assumed) to `node`; replaces an earlier version of it (by uid), and
-    /// ends its nomination (an assigned pod is no longer nominated). Kept aside until the
-    /// node is known.
+    /// A pod bound (or assumed) to `node` and not finished; replaces an earlier version of it
+    /// (by uid), and ends its nomination (an assigned pod is no longer nominated). Kept aside
+    /// until the node is known.
     pub fn add_pod(&mut self, node: &str, pod: Arc<PodInfo>) {
         self.remove_pod(&pod.uid);
-        self.unnominate(&pod.uid);
         self.pod_node.insert(pod.uid.clone(), node.to_string());
         match self.index.get(node) {
             Some(&i) => {
@@ -126,8 +125,9 @@ impl Snapshot {
         }
     }
 
-    /// Forgets the pod, wherever it is.
+    /// Forgets the pod, wherever it is (bound, assumed, kept aside, nominated).
     pub fn remove_pod(&mut self, uid: &str) {
+        self.unnominate(uid);
         let Some(node) = self.pod_node.remove(uid) else {
             return;
         };
