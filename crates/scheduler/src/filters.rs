@@ -163,9 +163,13 @@ pub(crate) fn node_ports(pod: &PodInfo, v: &View) -> Result<(), Fail> {
 /// NodeResourcesFit: every insufficient resource is a reason ("Too many pods" first).
 pub(crate) fn fit(pod: &PodInfo, v: &View, profile: &Profile) -> Result<(), Fail> {
     let node = v.node;
-    let mut reasons: Vec<Cow<'static, str>> = Vec::new();
+    let mut fail: Option<Fail> = None;
+    let mut push = |r: Cow<'static, str>| match &mut fail {
+        None => fail = Some(Fail::resolvable(r)),
+        Some(f) => f.more.push(r),
+    };
     if v.pod_count() + 1 > node.alloc_pods {
-        reasons.push("Too many pods".into());
+        push("Too many pods".into());
     }
     let r = &pod.req;
     if r.cpu != 0 || r.mem != 0 || r.eph != 0 || !r.scalar.is_empty() {
@@ -173,13 +177,13 @@ pub(crate) fn fit(pod: &PodInfo, v: &View, profile: &Profile) -> Result<(), Fail
         let d = d.as_ref();
         let (a, u) = (&node.alloc, &node.req);
         if r.cpu > 0 && r.cpu > a.cpu - u.cpu - d.map_or(0, |d| d.cpu) {
-            reasons.push("Insufficient cpu".into());
+            push("Insufficient cpu".into());
         }
         if r.mem > 0 && r.mem > a.mem - u.mem - d.map_or(0, |d| d.mem) {
-            reasons.push("Insufficient memory".into());
+            push("Insufficient memory".into());
         }
         if r.eph > 0 && r.eph > a.eph - u.eph - d.map_or(0, |d| d.eph) {
-            reasons.push("Insufficient ephemeral-storage".into());
+            push("Insufficient ephemeral-storage".into());
         }
         for (name, q) in &r.scalar {
             if *q == 0 {
@@ -195,17 +199,12 @@ pub(crate) fn fit(pod: &PodInfo, v: &View, profile: &Profile) -> Result<(), Fail
             }
             let used = u.scalar(name) + d.map_or(0, |d| d.scalar(name));
             if *q > a.scalar(name) - used {
-                reasons.push(format!("Insufficient {name}").into());
+                push(format!("Insufficient {name}").into());
             }
         }
     }
-    let mut reasons = reasons.into_iter();
-    match reasons.next() {
+    match fail {
         None => Ok(()),
-        Some(first) => Err(Fail {
-            first,
-            more: reasons.collect(),
-            resolvable: true,
-        }),
+        Some(f) => Err(f),
     }
 }

@@ -55,7 +55,7 @@ pub(crate) struct Cycle<'a> {
     /// NodeAffinity's PreFilter result: the only nodes to look at (snapshot indexes).
     pub subset: Option<Vec<usize>>,
     ipa: Option<interpod::FilterState<'a>>,
-    spread: Option<spread::FilterState<'a>>,
+    spread: Option<spread::FilterState>,
 }
 
 /// The status of the nodes NodeAffinity's PreFilter left out.

@@ -7,6 +7,7 @@
 use crate::config::Profile;
 use crate::filters::Fail;
 use crate::hash::FxMap;
+use crate::intern::{value_of, IdTerm, Interner};
 use crate::node::NodeInfo;
 use crate::podinfo::{AffinityTerm, PodInfo};
 use crate::selector::{Labels, Selector};
@@ -21,62 +22,28 @@ pub(crate) const ERR_EXISTING_ANTI_AFFINITY: &str =
 
 static NO_LABELS: Labels = Labels::new();
 
-/// topology key → value → count (kube's `topologyToMatchedTermCount`, zero entries dropped),
-/// borrowing the keys and values from the snapshot's node labels.
+/// topology key → value → score for InterPodAffinity's score (entries kept at zero: kube
+/// skips the score only when no term matched at all), borrowing the snapshot's node labels.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct TopoCounts<'a>(Vec<(&'a str, FxMap<&'a str, i64>)>);
+struct TopoScores<'a>(Vec<(&'a str, FxMap<&'a str, i64>)>);
 
-impl<'a> TopoCounts<'a> {
-    fn update(&mut self, labels: &'a Labels, key: &str, delta: i64, keep_zero: bool) {
-        if let Some((k, v)) = labels.get_key_value(key) {
-            self.add(k, v, delta, keep_zero);
-        }
-    }
-
-    fn add(&mut self, key: &'a str, value: &'a str, delta: i64, keep_zero: bool) {
+impl<'a> TopoScores<'a> {
+    fn add(&mut self, labels: &'a Labels, key: &str, delta: i64) {
+        let Some((k, v)) = labels.get_key_value(key) else {
+            return;
+        };
         let map = match self.0.iter().position(|(x, _)| *x == key) {
             Some(i) => &mut self.0[i].1,
             None => {
-                self.0.push((key, FxMap::default()));
+                self.0.push((k, FxMap::default()));
                 &mut self.0.last_mut().expect("just pushed").1
             }
         };
-        match map.entry(value) {
-            Entry::Occupied(mut e) => {
-                *e.get_mut() += delta;
-                if *e.get() == 0 && !keep_zero {
-                    e.remove();
-                }
-            }
-            Entry::Vacant(e) => {
-                if delta != 0 || keep_zero {
-                    e.insert(delta);
-                }
-            }
-        }
-    }
-
-    fn get(&self, key: &str, value: &str) -> i64 {
-        self.0
-            .iter()
-            .find(|(k, _)| *k == key)
-            .and_then(|(_, m)| m.get(value))
-            .copied()
-            .unwrap_or(0)
+        *map.entry(v.as_str()).or_insert(0) += delta;
     }
 
     fn is_empty(&self) -> bool {
-        self.0.iter().all(|(_, m)| m.is_empty())
-    }
-
-    /// Whether any of the node's topology values has a positive count.
-    fn node_any(&self, labels: &Labels) -> bool {
-        self.0.iter().any(|(k, m)| {
-            labels
-                .get(*k)
-                .and_then(|v| m.get(v.as_str()))
-                .is_some_and(|c| *c > 0)
-        })
+        self.0.is_empty()
     }
 
     /// The sum over the node's topology values.
@@ -104,15 +71,78 @@ fn resolve<'a>(t: &'a AffinityTerm, snap: &Snapshot) -> Cow<'a, AffinityTerm> {
     Cow::Owned(t)
 }
 
+/// (topology key id, value id) → count, for the filter (kube's `topologyToMatchedTermCount`,
+/// zero entries dropped).
+#[derive(Debug, Clone, Default)]
+struct IdCounts(Vec<(u32, FxMap<u32, i64>)>);
+
+impl IdCounts {
+    fn add(&mut self, key: u32, value: u32, delta: i64) {
+        let map = match self.0.iter().position(|(k, _)| *k == key) {
+            Some(i) => &mut self.0[i].1,
+            None => {
+                self.0.push((key, FxMap::default()));
+                &mut self.0.last_mut().expect("just pushed").1
+            }
+        };
+        match map.entry(value) {
+            Entry::Occupied(mut e) => {
+                *e.get_mut() += delta;
+                if *e.get() == 0 {
+                    e.remove();
+                }
+            }
+            Entry::Vacant(e) => {
+                if delta != 0 {
+                    e.insert(delta);
+                }
+            }
+        }
+    }
+
+    /// Counts one more (or less) on the node's value of `key`, if it has one.
+    fn add_on(&mut self, node: &NodeInfo, key: u32, delta: i64) {
+        if let Some(v) = value_of(&node.label_ids, key) {
+            self.add(key, v, delta);
+        }
+    }
+
+    fn get(&self, key: u32, value: u32) -> i64 {
+        self.0
+            .iter()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, m)| m.get(&value))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.iter().all(|(_, m)| m.is_empty())
+    }
+
+    /// Whether any of the node's topology values has a positive count.
+    fn node_any(&self, node: &NodeInfo) -> bool {
+        self.0.iter().any(|(k, m)| {
+            value_of(&node.label_ids, *k)
+                .and_then(|v| m.get(&v))
+                .is_some_and(|c| *c > 0)
+        })
+    }
+}
+
 /// kube's PreFilter state.
 #[derive(Debug, Clone)]
 pub(crate) struct FilterState<'a> {
     affinity: Vec<Cow<'a, AffinityTerm>>,
     anti: Vec<Cow<'a, AffinityTerm>>,
+    /// The same terms over the snapshot's ids.
+    affinity_ids: Vec<IdTerm>,
+    anti_ids: Vec<IdTerm>,
     ns_labels: &'a Labels,
-    existing_anti: TopoCounts<'a>,
-    affinity_counts: TopoCounts<'a>,
-    anti_counts: TopoCounts<'a>,
+    interner: &'a Interner,
+    existing_anti: IdCounts,
+    affinity_counts: IdCounts,
+    anti_counts: IdCounts,
     /// The pod matches all its own affinity terms.
     self_match: bool,
 }
@@ -123,58 +153,76 @@ fn matches_all(terms: &[Cow<AffinityTerm>], p: &PodInfo, ns_labels: &Labels) -> 
 
 /// None when kube would skip the plugin (no required terms, no existing anti-affinity).
 pub(crate) fn pre_filter<'a>(pod: &'a PodInfo, snap: &'a Snapshot) -> Option<FilterState<'a>> {
+    let interner = snap.interner();
     let ns_labels = snap.namespace_labels(&pod.namespace);
+    let affinity: Vec<Cow<AffinityTerm>> = pod.affinity.iter().map(|t| resolve(t, snap)).collect();
+    let anti: Vec<Cow<AffinityTerm>> = pod.anti_affinity.iter().map(|t| resolve(t, snap)).collect();
+    let compile = |terms: &[Cow<AffinityTerm>]| -> Vec<IdTerm> {
+        terms
+            .iter()
+            .map(|t| IdTerm::new(t, |s| interner.get(s)))
+            .collect()
+    };
     let mut s = FilterState {
-        affinity: pod.affinity.iter().map(|t| resolve(t, snap)).collect(),
-        anti: pod.anti_affinity.iter().map(|t| resolve(t, snap)).collect(),
+        affinity_ids: compile(&affinity),
+        anti_ids: compile(&anti),
+        affinity,
+        anti,
         ns_labels,
-        existing_anti: TopoCounts::default(),
-        affinity_counts: TopoCounts::default(),
-        anti_counts: TopoCounts::default(),
+        interner,
+        existing_anti: IdCounts::default(),
+        affinity_counts: IdCounts::default(),
+        anti_counts: IdCounts::default(),
         self_match: false,
     };
-    let existing = |counts: &mut TopoCounts<'a>, node: &'a NodeInfo, p: &PodInfo| {
-        for t in &p.anti_affinity {
-            if t.matches(pod, ns_labels) {
-                counts.update(&node.labels, &t.topology_key, 1, false);
+    // The incoming pod as the existing pods' terms see it.
+    let ns = interner.get(&pod.namespace);
+    let labels = interner.lookup_labels(&pod.labels);
+    // Each distinct existing term is matched against the pod once.
+    let table = snap.terms();
+    let mut memo = vec![0u8; table.len()];
+    let mut existing = |counts: &mut IdCounts, node: &NodeInfo, ids: &[u32]| {
+        for &id in ids {
+            let Some(t) = table.get(id) else { continue };
+            let m = &mut memo[id as usize];
+            if *m == 0 {
+                *m = if t.matches(ns, ns_labels, &labels) {
+                    2
+                } else {
+                    1
+                };
+            }
+            if *m == 2 {
+                counts.add_on(node, t.key, 1);
             }
         }
     };
     if s.affinity.is_empty() && s.anti.is_empty() {
         for node in snap.with_required_anti() {
-            for p in node.pods.iter().filter(|p| p.has_required_anti()) {
-                existing(&mut s.existing_anti, node, p);
+            for k in node.keys.iter().filter(|k| !k.anti.is_empty()) {
+                existing(&mut s.existing_anti, node, &k.anti);
             }
         }
     } else {
-        // One pass over every pod for the incoming pod's terms and existing anti-affinity,
-        // each node's topology values looked up once.
-        let mut aff: Vec<(&str, &str)> = Vec::new();
-        let mut anti: Vec<Option<(&str, &str)>> = Vec::new();
-        let kv = |node: &'a NodeInfo, t: &AffinityTerm| {
-            node.labels
-                .get_key_value(&t.topology_key)
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-        };
+        // One pass over every pod for the incoming pod's terms and existing anti-affinity;
+        // a node's topology values are looked up once, when a pod there matches.
         for node in snap.nodes().iter().filter(|n| !n.pods.is_empty()) {
-            aff.clear();
-            aff.extend(s.affinity.iter().filter_map(|t| kv(node, t)));
-            anti.clear();
-            anti.extend(s.anti.iter().map(|t| kv(node, t)));
-            for p in &node.pods {
-                if p.has_required_anti() {
-                    existing(&mut s.existing_anti, node, p);
+            for k in &node.keys {
+                if !k.anti.is_empty() {
+                    existing(&mut s.existing_anti, node, &k.anti);
                 }
-                if !aff.is_empty() && matches_all(&s.affinity, p, &NO_LABELS) {
-                    for (k, v) in &aff {
-                        s.affinity_counts.add(k, v, 1, false);
+                if !s.affinity_ids.is_empty()
+                    && s.affinity_ids
+                        .iter()
+                        .all(|t| t.matches(k.ns, &NO_LABELS, k.labels()))
+                {
+                    for t in &s.affinity_ids {
+                        s.affinity_counts.add_on(node, t.key, 1);
                     }
                 }
-                for (t, kv) in s.anti.iter().zip(&anti) {
-                    if let Some((k, v)) = kv {
-                        if t.matches(p, &NO_LABELS) {
-                            s.anti_counts.add(k, v, 1, false);
-                        }
+                for t in &s.anti_ids {
+                    if t.matches(k.ns, &NO_LABELS, k.labels()) {
+                        s.anti_counts.add_on(node, t.key, 1);
                     }
                 }
             }
@@ -187,41 +235,34 @@ pub(crate) fn pre_filter<'a>(pod: &'a PodInfo, snap: &'a Snapshot) -> Option<Fil
     Some(s)
 }
 
-impl<'a> FilterState<'a> {
-    /// The incoming pod's terms against `p` on `node`.
-    fn count(&mut self, p: &PodInfo, node: &'a NodeInfo, delta: i64) {
-        if matches_all(&self.affinity, p, &NO_LABELS) {
-            for t in &self.affinity {
-                self.affinity_counts
-                    .update(&node.labels, &t.topology_key, delta, false);
-            }
-        }
-        for t in &self.anti {
-            if t.matches(p, &NO_LABELS) {
-                self.anti_counts
-                    .update(&node.labels, &t.topology_key, delta, false);
-            }
-        }
-    }
-
+impl FilterState<'_> {
     /// kube's AddPod / RemovePod extension: `p` (not the incoming pod) counted on `node`.
-    pub fn update(&mut self, pod: &PodInfo, p: &PodInfo, node: &'a NodeInfo, delta: i64) {
+    pub fn update(&mut self, pod: &PodInfo, p: &PodInfo, node: &NodeInfo, delta: i64) {
         for t in &p.anti_affinity {
             if t.matches(pod, self.ns_labels) {
-                self.existing_anti
-                    .update(&node.labels, &t.topology_key, delta, false);
+                let key = self.interner.get(&t.topology_key);
+                self.existing_anti.add_on(node, key, delta);
             }
         }
-        self.count(p, node, delta);
+        if matches_all(&self.affinity, p, &NO_LABELS) {
+            for t in &self.affinity_ids {
+                self.affinity_counts.add_on(node, t.key, delta);
+            }
+        }
+        for (t, ids) in self.anti.iter().zip(&self.anti_ids) {
+            if t.matches(p, &NO_LABELS) {
+                self.anti_counts.add_on(node, ids.key, delta);
+            }
+        }
     }
 
     pub fn filter(&self, node: &NodeInfo) -> Result<(), Fail> {
-        if !self.affinity.is_empty() {
+        if !self.affinity_ids.is_empty() {
             let mut pods_exist = true;
-            for t in &self.affinity {
-                match node.labels.get(&t.topology_key) {
+            for t in &self.affinity_ids {
+                match value_of(&node.label_ids, t.key) {
                     Some(v) => {
-                        if self.affinity_counts.get(&t.topology_key, v) <= 0 {
+                        if self.affinity_counts.get(t.key, v) <= 0 {
                             pods_exist = false;
                         }
                     }
@@ -234,15 +275,15 @@ impl<'a> FilterState<'a> {
             }
         }
         if !self.anti_counts.is_empty() {
-            for t in &self.anti {
-                if let Some(v) = node.labels.get(&t.topology_key) {
-                    if self.anti_counts.get(&t.topology_key, v) > 0 {
+            for t in &self.anti_ids {
+                if let Some(v) = value_of(&node.label_ids, t.key) {
+                    if self.anti_counts.get(t.key, v) > 0 {
                         return Err(Fail::resolvable(ERR_ANTI_AFFINITY));
                     }
                 }
             }
         }
-        if !self.existing_anti.is_empty() && self.existing_anti.node_any(&node.labels) {
+        if !self.existing_anti.is_empty() && self.existing_anti.node_any(node) {
             return Err(Fail::resolvable(ERR_EXISTING_ANTI_AFFINITY));
         }
         Ok(())
@@ -275,18 +316,12 @@ pub(crate) fn score<'s>(
         (Vec::new(), Vec::new())
     };
     let hard = profile.hard_pod_affinity_weight;
-    let mut topo = TopoCounts::default();
-    let mut any = false;
+    let mut topo = TopoScores::default();
     let mut process = |node: &'s NodeInfo, p: &PodInfo| {
         if node.labels.is_empty() {
             return;
         }
-        let mut add = |t: &AffinityTerm, w: i64| {
-            if node.labels.contains_key(&t.topology_key) {
-                topo.update(&node.labels, &t.topology_key, w, true);
-                any = true;
-            }
-        };
+        let mut add = |t: &AffinityTerm, w: i64| topo.add(&node.labels, &t.topology_key, w);
         for (w, t) in &pref {
             if t.matches(p, &NO_LABELS) {
                 add(t, *w);
@@ -328,7 +363,7 @@ pub(crate) fn score<'s>(
             }
         }
     }
-    if !any {
+    if topo.is_empty() {
         return None;
     }
     let raw: Vec<i64> = nodes.iter().map(|n| topo.node_sum(&n.labels)).collect();

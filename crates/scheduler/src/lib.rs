@@ -10,7 +10,13 @@
 //! - [`preempt`]: DefaultPreemption for a pod that fits nowhere.
 //! - [`parse_config`]: KubeSchedulerConfiguration profiles.
 //!
-//! The loop that watches, binds, nominates and evicts lives in the binary.
+//! A loop builds one [`PodInfo`] per pod version (shared with `Arc`), feeds watch events to
+//! the [`Snapshot`] (`upsert_node`, `add_pod` for bound and assumed pods, `nominate` for
+//! `status.nominatedNodeName`, `set_namespace`, `set_pdbs`), calls `schedule(pod, &snap,
+//! &profile, start)` advancing `start` by `Decision::evaluated`, assumes the pod
+//! (`add_pod`) before binding, and on a [`FitError`] calls [`preempt`] and reports
+//! `err.message_with_preemption(..)`. Not here: volume plugins, DRA, scheduling gates,
+//! extenders, kube's system default topology spread constraints, NodeAffinity addedAffinity.
 #![forbid(unsafe_code)]
 
 mod config;
@@ -18,6 +24,7 @@ mod filters;
 mod framework;
 mod hash;
 mod image;
+mod intern;
 mod interpod;
 mod message;
 mod node;

@@ -3,7 +3,8 @@
 //! cpu, 2 node(s) didn't match Pod's node affinity/selector."), preemption's part included.
 
 use crate::filters::Fail;
-use std::collections::{BTreeMap, HashMap};
+use crate::hash::FxMap;
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// One node's status after the filters.
@@ -51,16 +52,24 @@ impl FitError {
         absent: Option<Fail>,
     ) -> FitError {
         let mut e = FitError::new(num_nodes);
-        let mut interned: HashMap<Fail, usize> = HashMap::new();
+        let mut interned: FxMap<Fail, usize> = FxMap::default();
+        let mut last: Option<(Fail, usize)> = None;
         let mut intern = |e: &mut FitError, f: Fail| -> usize {
+            if let Some((l, i)) = &last {
+                if *l == f {
+                    return *i;
+                }
+            }
             if let Some(i) = interned.get(&f) {
+                last = Some((f, *i));
                 return *i;
             }
             e.statuses.push(NodeStatus {
                 reasons: f.reasons().map(str::to_string).collect(),
                 resolvable: f.resolvable,
             });
-            interned.insert(f, e.statuses.len() - 1);
+            interned.insert(f.clone(), e.statuses.len() - 1);
+            last = Some((f, e.statuses.len() - 1));
             e.statuses.len() - 1
         };
         for (node, f) in failures {

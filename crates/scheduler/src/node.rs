@@ -3,6 +3,7 @@
 //! kept incrementally by [`NodeInfo::add_pod`] / [`NodeInfo::remove_pod`].
 
 use crate::image::normalize_image;
+use crate::intern::PodKey;
 use crate::podinfo::PodInfo;
 use crate::resources::{qty, Amounts, Resources};
 use k8s_openapi::api::core::v1::{Node, Taint};
@@ -39,6 +40,10 @@ pub struct NodeInfo {
     /// How many pods here have terms InterPodAffinity's score reads / required anti-affinity.
     pub(crate) with_affinity: usize,
     pub(crate) with_required_anti: usize,
+    /// The labels as interned ids (set by the snapshot).
+    pub(crate) label_ids: Vec<(u32, u32)>,
+    /// One per pod, in step with `pods` (interned by the snapshot).
+    pub(crate) keys: Vec<PodKey>,
 }
 
 impl NodeInfo {
@@ -90,6 +95,11 @@ impl NodeInfo {
 
     /// Accounts for a pod bound (or assumed) here.
     pub fn add_pod(&mut self, p: Arc<PodInfo>) {
+        self.add_pod_keyed(p, PodKey::none());
+    }
+
+    pub(crate) fn add_pod_keyed(&mut self, p: Arc<PodInfo>, key: PodKey) {
+        self.keys.push(key);
         for (k, v) in &p.requests {
             *self.requested.entry(k.clone()).or_default() += v;
         }
@@ -104,10 +114,14 @@ impl NodeInfo {
 
     /// Forgets the pod with this uid; false when it is not here.
     pub fn remove_pod(&mut self, uid: &str) -> bool {
-        let Some(i) = self.pods.iter().position(|p| p.uid == uid) else {
-            return false;
-        };
+        self.remove_pod_keyed(uid).is_some()
+    }
+
+    /// Removes the pod, returning its key.
+    pub(crate) fn remove_pod_keyed(&mut self, uid: &str) -> Option<PodKey> {
+        let i = self.pods.iter().position(|p| p.uid == uid)?;
         let p = self.pods.remove(i);
+        let key = self.keys.remove(i);
         for (k, v) in &p.requests {
             if let Some(e) = self.requested.get_mut(k) {
                 *e -= v;
@@ -126,6 +140,6 @@ impl NodeInfo {
         }
         self.with_affinity -= p.has_scoring_affinity() as usize;
         self.with_required_anti -= p.has_required_anti() as usize;
-        true
+        Some(key)
     }
 }

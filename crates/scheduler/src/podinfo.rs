@@ -37,7 +37,7 @@ impl Toleration {
 }
 
 /// One pod (anti-)affinity term, as kube's `framework.AffinityTerm`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct AffinityTerm {
     /// The namespaces listed (the pod's own when neither namespaces nor namespaceSelector).
     pub namespaces: Vec<String>,

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 pub(crate) type Labels = BTreeMap<String, String>;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Op {
     In,
     NotIn,
@@ -20,11 +20,11 @@ pub(crate) enum Op {
 }
 
 /// One requirement on one label.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Req {
     pub key: String,
-    op: Op,
-    values: Vec<String>,
+    pub op: Op,
+    pub values: Vec<String>,
     bound: i64,
 }
 
@@ -98,7 +98,7 @@ impl Req {
 }
 
 /// A compiled label selector.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum Selector {
     /// Selects nothing (a nil selector, or an invalid one).
     Nothing,

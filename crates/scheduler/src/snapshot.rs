@@ -3,6 +3,7 @@
 //! touching only what changed, plus the cluster-wide indexes the plugins read (image spread,
 //! nodes holding pods with affinity).
 
+use crate::intern::{Interner, PodKey, Terms};
 use crate::node::NodeInfo;
 use crate::podinfo::PodInfo;
 use crate::selector::{Labels, Selector};
@@ -42,6 +43,8 @@ pub struct Snapshot {
     images: HashMap<String, usize>,
     with_affinity: BTreeSet<usize>,
     with_required_anti: BTreeSet<usize>,
+    interner: Interner,
+    terms: Terms,
 }
 
 impl Snapshot {
@@ -55,13 +58,18 @@ impl Snapshot {
         let idx = match self.index.get(&name) {
             Some(&i) => {
                 self.count_images(i, -1);
-                self.nodes[i].set_node(node);
+                let n = &mut self.nodes[i];
+                self.interner.release_labels(&n.label_ids);
+                n.set_node(node);
+                n.label_ids = self.interner.intern_labels(&n.labels);
                 i
             }
             None => {
                 let mut info = NodeInfo::from_node(node);
+                info.label_ids = self.interner.intern_labels(&info.labels);
                 for p in self.orphans.remove(&name).into_iter().flatten() {
-                    info.add_pod(p);
+                    let key = PodKey::new(&p, &mut self.interner, &mut self.terms);
+                    info.add_pod_keyed(p, key);
                 }
                 self.nodes.push(info);
                 self.index.insert(name, self.nodes.len() - 1);
@@ -79,6 +87,10 @@ impl Snapshot {
         };
         self.count_images(idx, -1);
         let info = self.nodes.remove(idx);
+        self.interner.release_labels(&info.label_ids);
+        for k in &info.keys {
+            k.release(&mut self.interner, &mut self.terms);
+        }
         if !info.pods.is_empty() {
             self.orphans.insert(info.name, info.pods);
         }
@@ -97,29 +109,32 @@ impl Snapshot {
         self.with_required_anti = shift(&self.with_required_anti);
     }
 
-    /// A pod bound (or assumed) to `node`; replaces an earlier version of it (by uid), and
-    /// ends its nomination (an assigned pod is no longer nominated). Kept aside until the
-    /// node is known.
+    /// A pod bound (or assumed) to `node` and not finished; replaces an earlier version of it
+    /// (by uid), and ends its nomination (an assigned pod is no longer nominated). Kept aside
+    /// until the node is known.
     pub fn add_pod(&mut self, node: &str, pod: Arc<PodInfo>) {
         self.remove_pod(&pod.uid);
-        self.unnominate(&pod.uid);
         self.pod_node.insert(pod.uid.clone(), node.to_string());
         match self.index.get(node) {
             Some(&i) => {
-                self.nodes[i].add_pod(pod);
+                let key = PodKey::new(&pod, &mut self.interner, &mut self.terms);
+                self.nodes[i].add_pod_keyed(pod, key);
                 self.reindex_affinity(i);
             }
             None => self.orphans.entry(node.to_string()).or_default().push(pod),
         }
     }
 
-    /// Forgets the pod, wherever it is.
+    /// Forgets the pod, wherever it is (bound, assumed, kept aside, nominated).
     pub fn remove_pod(&mut self, uid: &str) {
+        self.unnominate(uid);
         let Some(node) = self.pod_node.remove(uid) else {
             return;
         };
         if let Some(&i) = self.index.get(&node) {
-            self.nodes[i].remove_pod(uid);
+            if let Some(key) = self.nodes[i].remove_pod_keyed(uid) {
+                key.release(&mut self.interner, &mut self.terms);
+            }
             self.reindex_affinity(i);
         } else if let Some(list) = self.orphans.get_mut(&node) {
             list.retain(|p| p.uid != uid);
@@ -204,6 +219,14 @@ impl Snapshot {
 
     pub(crate) fn index_of(&self, name: &str) -> Option<usize> {
         self.index.get(name).copied()
+    }
+
+    pub(crate) fn interner(&self) -> &Interner {
+        &self.interner
+    }
+
+    pub(crate) fn terms(&self) -> &Terms {
+        &self.terms
     }
 
     pub(crate) fn has_nominations(&self) -> bool {

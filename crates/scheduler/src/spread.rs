@@ -5,6 +5,7 @@
 
 use crate::filters::{untolerated_taint, Fail};
 use crate::hash::FxMap;
+use crate::intern::{value_of, IdSelector};
 use crate::node::NodeInfo;
 use crate::podinfo::{PodInfo, Spread};
 use crate::snapshot::Snapshot;
@@ -15,8 +16,35 @@ pub(crate) const ERR_SPREAD_LABEL: &str =
     "node(s) didn't match pod topology spread constraints (missing required label)";
 const HOSTNAME: &str = "kubernetes.io/hostname";
 
-fn has_keys(node: &NodeInfo, cs: &[Spread]) -> bool {
-    cs.iter().all(|c| node.labels.contains_key(&c.key))
+/// The constraints over the snapshot's ids: selectors, topology keys, the pod's namespace.
+struct Ids {
+    sels: Vec<IdSelector>,
+    keys: Vec<u32>,
+    ns: u32,
+}
+
+fn compile(cs: &[Spread], pod: &PodInfo, snap: &Snapshot) -> Ids {
+    let interner = snap.interner();
+    Ids {
+        sels: cs
+            .iter()
+            .map(|c| IdSelector::new(&c.selector, |s| interner.get(s)))
+            .collect(),
+        keys: cs.iter().map(|c| interner.get(&c.key)).collect(),
+        ns: interner.get(&pod.namespace),
+    }
+}
+
+/// The node's value ids of `keys`, when it has them all.
+fn values(node: &NodeInfo, keys: &[u32], out: &mut Vec<u32>) -> bool {
+    out.clear();
+    for k in keys {
+        match value_of(&node.label_ids, *k) {
+            Some(v) => out.push(v),
+            None => return false,
+        }
+    }
+    true
 }
 
 /// Whether the node counts for the constraint (kube's matchNodeInclusionPolicies).
@@ -29,44 +57,45 @@ fn eligible(c: &Spread, pod: &PodInfo, node: &NodeInfo, affinity: &mut Option<bo
     !(c.honor_taints && untolerated_taint(pod, node).is_some())
 }
 
-/// Pods on the node (of `ns`, not terminating) the selector matches; an empty selector
-/// counts none, as kube's countPodsMatchSelector.
-fn count(node: &NodeInfo, c: &Spread, ns: &str) -> i64 {
-    if c.selector.is_everything() {
+/// Pods on the node (of namespace id `ns`, not terminating) the selector matches; an empty
+/// selector counts none, as kube's countPodsMatchSelector.
+fn count(node: &NodeInfo, sel: &IdSelector, ns: u32) -> i64 {
+    if sel.is_everything() {
         return 0;
     }
-    node.pods
+    node.keys
         .iter()
-        .filter(|p| !p.terminating && p.namespace == ns && c.selector.matches(&p.labels))
+        .filter(|k| !k.terminating && k.ns == ns && sel.matches(k.labels()))
         .count() as i64
 }
 
-/// kube's PreFilter state: matching pods per domain, per constraint.
+/// kube's PreFilter state: matching pods per domain (value id), per constraint.
 #[derive(Debug, Clone)]
-pub(crate) struct FilterState<'a> {
-    counts: Vec<FxMap<&'a str, i64>>,
+pub(crate) struct FilterState {
+    keys: Vec<u32>,
+    counts: Vec<FxMap<u32, i64>>,
     /// count → how many domains have it (the first key is the global minimum).
     hist: Vec<BTreeMap<i64, usize>>,
     domains: Vec<usize>,
 }
 
-pub(crate) fn pre_filter<'a>(pod: &PodInfo, snap: &'a Snapshot) -> Option<FilterState<'a>> {
+pub(crate) fn pre_filter(pod: &PodInfo, snap: &Snapshot) -> Option<FilterState> {
     let cs = &pod.hard_spread;
     if cs.is_empty() {
         return None;
     }
-    let mut counts = vec![FxMap::<&str, i64>::default(); cs.len()];
+    let ids = compile(cs, pod, snap);
+    let mut counts = vec![FxMap::<u32, i64>::default(); cs.len()];
+    let mut vals = Vec::new();
     for node in snap.nodes() {
-        if !has_keys(node, cs) {
+        if !values(node, &ids.keys, &mut vals) {
             continue;
         }
         let mut affinity = None;
         for (i, c) in cs.iter().enumerate() {
-            if !eligible(c, pod, node, &mut affinity) {
-                continue;
+            if eligible(c, pod, node, &mut affinity) {
+                *counts[i].entry(vals[i]).or_insert(0) += count(node, &ids.sels[i], ids.ns);
             }
-            let v = node.labels[&c.key].as_str();
-            *counts[i].entry(v).or_insert(0) += count(node, c, &pod.namespace);
         }
     }
     let mut hist = vec![BTreeMap::new(); cs.len()];
@@ -76,16 +105,17 @@ pub(crate) fn pre_filter<'a>(pod: &PodInfo, snap: &'a Snapshot) -> Option<Filter
         }
     }
     Some(FilterState {
+        keys: ids.keys,
         domains: counts.iter().map(|m| m.len()).collect(),
         counts,
         hist,
     })
 }
 
-impl<'a> FilterState<'a> {
+impl FilterState {
     pub fn filter(&self, pod: &PodInfo, node: &NodeInfo) -> Result<(), Fail> {
         for (i, c) in pod.hard_spread.iter().enumerate() {
-            let Some(v) = node.labels.get(&c.key) else {
+            let Some(v) = value_of(&node.label_ids, self.keys[i]) else {
                 return Err(Fail::unresolvable(ERR_SPREAD_LABEL));
             };
             let mut min = self.hist[i]
@@ -96,7 +126,7 @@ impl<'a> FilterState<'a> {
             if (self.domains[i] as i64) < c.min_domains as i64 {
                 min = 0;
             }
-            let n = self.counts[i].get(v.as_str()).copied().unwrap_or(0);
+            let n = self.counts[i].get(&v).copied().unwrap_or(0);
             if n + c.self_match as i64 - min > c.max_skew as i64 {
                 return Err(Fail::resolvable(ERR_SPREAD));
             }
@@ -105,9 +135,10 @@ impl<'a> FilterState<'a> {
     }
 
     /// kube's AddPod / RemovePod extension: `p` counted on `node`.
-    pub fn update(&mut self, pod: &PodInfo, p: &PodInfo, node: &'a NodeInfo, delta: i64) {
+    pub fn update(&mut self, pod: &PodInfo, p: &PodInfo, node: &NodeInfo, delta: i64) {
         let cs = &pod.hard_spread;
-        if p.namespace != pod.namespace || !has_keys(node, cs) {
+        let mut vals = Vec::new();
+        if p.namespace != pod.namespace || !values(node, &self.keys, &mut vals) {
             return;
         }
         let mut affinity = None;
@@ -115,8 +146,7 @@ impl<'a> FilterState<'a> {
             if !c.selector.matches(&p.labels) || !eligible(c, pod, node, &mut affinity) {
                 continue;
             }
-            let v = node.labels[&c.key].as_str();
-            let old = self.counts[i].get(v).copied();
+            let old = self.counts[i].get(&vals[i]).copied();
             let new = old.unwrap_or(0) + delta;
             if let Some(old) = old {
                 let h = self.hist[i].get_mut(&old).expect("counted");
@@ -126,7 +156,7 @@ impl<'a> FilterState<'a> {
                 }
             }
             *self.hist[i].entry(new).or_insert(0) += 1;
-            self.counts[i].insert(v, new);
+            self.counts[i].insert(vals[i], new);
         }
     }
 }
@@ -137,16 +167,22 @@ pub(crate) fn score(pod: &PodInfo, snap: &Snapshot, nodes: &[&NodeInfo]) -> Opti
     if cs.is_empty() || snap.is_empty() {
         return None;
     }
-    let ignored: Vec<bool> = nodes.iter().map(|n| !has_keys(n, cs)).collect();
-    let mut counts = vec![FxMap::<&str, i64>::default(); cs.len()];
-    for (n, _) in nodes.iter().zip(&ignored).filter(|(_, i)| !**i) {
+    let ids = compile(cs, pod, snap);
+    let mut vals = Vec::new();
+    // Per feasible node: its value ids (None = ignored, it lacks a key).
+    let node_vals: Vec<Option<Vec<u32>>> = nodes
+        .iter()
+        .map(|n| values(n, &ids.keys, &mut vals).then(|| vals.clone()))
+        .collect();
+    let mut counts = vec![FxMap::<u32, i64>::default(); cs.len()];
+    for v in node_vals.iter().flatten() {
         for (i, c) in cs.iter().enumerate() {
             if c.key != HOSTNAME {
-                counts[i].entry(n.labels[&c.key].as_str()).or_insert(0);
+                counts[i].entry(v[i]).or_insert(0);
             }
         }
     }
-    let kept = ignored.iter().filter(|i| !**i).count();
+    let kept = node_vals.iter().filter(|v| v.is_some()).count();
     let weights: Vec<f64> = cs
         .iter()
         .enumerate()
@@ -160,7 +196,7 @@ pub(crate) fn score(pod: &PodInfo, snap: &Snapshot, nodes: &[&NodeInfo]) -> Opti
         })
         .collect();
     for node in snap.nodes() {
-        if !has_keys(node, cs) {
+        if !values(node, &ids.keys, &mut vals) {
             continue;
         }
         let mut affinity = None;
@@ -168,42 +204,39 @@ pub(crate) fn score(pod: &PodInfo, snap: &Snapshot, nodes: &[&NodeInfo]) -> Opti
             if !eligible(c, pod, node, &mut affinity) {
                 continue;
             }
-            if let Some(e) = counts[i].get_mut(node.labels[&c.key].as_str()) {
-                *e += count(node, c, &pod.namespace);
+            if let Some(e) = counts[i].get_mut(&vals[i]) {
+                *e += count(node, &ids.sels[i], ids.ns);
             }
         }
     }
-    let raw: Vec<i64> = nodes
+    let raw: Vec<Option<i64>> = nodes
         .iter()
-        .zip(&ignored)
-        .map(|(n, ignored)| {
-            if *ignored {
-                return 0;
-            }
+        .zip(&node_vals)
+        .map(|(n, v)| {
+            let v = v.as_ref()?;
             let mut s = 0.0;
             for (i, c) in cs.iter().enumerate() {
                 let cnt = if c.key == HOSTNAME {
-                    count(n, c, &pod.namespace)
+                    count(n, &ids.sels[i], ids.ns)
                 } else {
-                    counts[i][n.labels[&c.key].as_str()]
+                    counts[i][&v[i]]
                 };
                 s += cnt as f64 * weights[i] + (c.max_skew - 1) as f64;
             }
-            s.round() as i64
+            Some(s.round() as i64)
         })
         .collect();
     let (mut min, mut max) = (i64::MAX, 0);
-    for (s, _) in raw.iter().zip(&ignored).filter(|(_, i)| !**i) {
+    for s in raw.iter().flatten() {
         min = min.min(*s);
         max = max.max(*s);
     }
     Some(
         raw.iter()
-            .zip(&ignored)
-            .map(|(s, ignored)| match (*ignored, max) {
-                (true, _) => 0,
-                (false, 0) => 100,
-                (false, _) => 100 * (max + min - s) / max,
+            .map(|s| match (s, max) {
+                (None, _) => 0,
+                (Some(_), 0) => 100,
+                (Some(s), _) => 100 * (max + min - s) / max,
             })
             .collect(),
     )

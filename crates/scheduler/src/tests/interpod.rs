@@ -265,3 +265,30 @@ fn removing_and_re_adding_pods_keeps_the_counts() {
     assert_eq!(filter_on(&s, &zone, "n1"), Err(ANTI.into()));
     assert_eq!(s.pod_node("db"), Some("n2"));
 }
+
+#[test]
+fn interned_ids_are_released_and_reused_safely() {
+    let mut s = snap(&nodes(), &[]);
+    let anti_a = with("podAntiAffinity", term("a", HOST, json!({})));
+    let guard = |name: &str, app: &str| {
+        with("podAntiAffinity", term(app, HOST, json!({})))
+            .meta("name", json!(name))
+            .meta("uid", json!(name))
+    };
+    for round in 0..3 {
+        // app=a on n1 (a guard against app=web too), then gone, then app=b in its place.
+        s.add_pod("n1", P::new("x").labels(json!({"app": "a"})).info());
+        s.add_pod("n2", guard("g", "web").info());
+        assert_eq!(verdicts(&s, &anti_a)[0], ANTI, "round {round}");
+        let web = P::new("web").labels(json!({"app": "web"}));
+        assert_eq!(verdicts(&s, &web)[1], EXISTING, "round {round}");
+        s.remove_pod("x");
+        s.remove_pod("g");
+        s.add_pod("n1", P::new("y").labels(json!({"zzz": "b"})).info());
+        s.add_pod("n3", guard("h", "other").info());
+        assert_eq!(verdicts(&s, &anti_a), ["", "", "", "", ""], "round {round}");
+        assert_eq!(verdicts(&s, &web), ["", "", "", "", ""], "round {round}");
+        s.remove_pod("y");
+        s.remove_pod("h");
+    }
+}

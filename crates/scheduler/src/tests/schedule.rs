@@ -214,6 +214,10 @@ fn snapshot_upkeep() {
     assert_eq!(s.node("b").unwrap().requested["cpu"], 1000);
     s.remove_pod("x");
     assert!(s.node("b").unwrap().pods.is_empty());
+    // Removing a pending pod ends its nomination.
+    s.nominate(P::new("n").info(), "b");
+    s.remove_pod("n");
+    assert!(s.nominated_pods("b").is_empty());
     s.remove_node("a");
     assert_eq!(s.len(), 1);
     assert_eq!(s.nodes()[0].name, "b");
@@ -223,6 +227,16 @@ fn snapshot_upkeep() {
     assert_eq!(s.image_nodes("docker.io/library/nginx:latest"), 1);
     s.upsert_node(&N::new("c").build());
     assert_eq!(s.image_nodes("docker.io/library/nginx:latest"), 0);
+}
+
+#[test]
+fn shareable_across_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Snapshot>();
+    send_sync::<PodInfo>();
+    send_sync::<Profile>();
+    send_sync::<FitError>();
+    send_sync::<Preemption>();
 }
 
 #[test]
