@@ -4,79 +4,10 @@
 
 mod common;
 
-use common::{binary, Server};
+use common::{binary, Server, Simulator};
 use serde_json::Value;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
-
-/// A `capstan agent --simulate` process, killed (by PID) on drop.
-struct Sim {
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Sim {
-    fn start(s: &Server, prefix: &str, n: usize, args: &[&str]) -> Sim {
-        let dir = tempfile::tempdir().unwrap();
-        let log = std::fs::File::create(dir.path().join("sim.log")).unwrap();
-        let child = Command::new(binary())
-            .arg("agent")
-            .args(["--server", &s.url()])
-            .arg("--token-file")
-            .arg(s.dir.path().join("token"))
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args(["--simulate", &n.to_string(), "--node-name-prefix", prefix])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start capstan agent --simulate");
-        let sim = Sim { child, dir };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let out = s.kubectl(&["get", "nodes", "-o", "json"]);
-            let ready = serde_json::from_str::<Value>(&out.stdout)
-                .ok()
-                .and_then(|v| v["items"].as_array().cloned())
-                .unwrap_or_default()
-                .iter()
-                .filter(|n| {
-                    n["metadata"]["name"]
-                        .as_str()
-                        .is_some_and(|x| x.starts_with(&format!("{prefix}-")))
-                        && n["status"]["conditions"].as_array().is_some_and(|c| {
-                            c.iter()
-                                .any(|c| c["type"] == "Ready" && c["status"] == "True")
-                        })
-                })
-                .count();
-            if ready == n {
-                return sim;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{n} simulated nodes {prefix}-* not Ready:\n{}",
-                sim.log()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("sim.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-    }
-}
 
 struct T<'a> {
     s: &'a Server,
@@ -334,7 +265,7 @@ fn second_scheduler(s: &Server) {
     let config = s.dir.path().join("sched-config.yaml");
     std::fs::write(&config, "apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\nprofiles:\n- schedulerName: my-scheduler\n- schedulerName: bin-packer\n  pluginConfig:\n  - name: NodeResourcesFit\n    args:\n      scoringStrategy:\n        type: MostAllocated\n        resources: [{name: cpu, weight: 1}, {name: memory, weight: 1}]\n").unwrap();
     let log = std::fs::File::create(s.dir.path().join("second-scheduler.log")).unwrap();
-    let mut child = Command::new(binary())
+    let child = Command::new(binary())
         .args(["scheduler", "--kubeconfig"])
         .arg(&s.kubeconfig)
         .arg("--scheduler-config")
@@ -343,7 +274,7 @@ fn second_scheduler(s: &Server) {
         .stderr(log)
         .spawn()
         .expect("start capstan scheduler");
-    let _guard = KillOnDrop(child.id());
+    let mut child = KillOnDrop(child);
     t.apply(&pod_yaml(
         "mine",
         "  schedulerName: my-scheduler\n  nodeSelector: {group: ssd}\n",
@@ -375,34 +306,47 @@ fn second_scheduler(s: &Server) {
     std::thread::sleep(Duration::from_secs(2));
     assert!(t.pod("nobodys")["spec"]["nodeName"].is_null());
     assert!(
-        child.try_wait().unwrap().is_none(),
+        child.0.try_wait().unwrap().is_none(),
         "capstan scheduler exited"
     );
 }
 
-struct KillOnDrop(u32);
+/// A child process killed (SIGTERM) and reaped on drop.
+struct KillOnDrop(Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
-        let _ = Command::new("kill").arg(self.0.to_string()).status();
-        let _ = Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "while kill -0 {} 2>/dev/null; do sleep 0.1; done",
-                self.0
-            ))
-            .status();
+        let _ = Command::new("kill").arg(self.0.id().to_string()).status();
+        let _ = self.0.wait();
+    }
+}
+
+/// Wait (bounded) until `total` nodes are Ready.
+fn wait_nodes(s: &Server, total: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let jsonpath = r#"jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}"#;
+        let out = s.kubectl(&["get", "nodes", "-o", jsonpath]);
+        if out.stdout.lines().filter(|l| *l == "True").count() == total {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{total} nodes not Ready: {}",
+            out.stdout
+        );
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
 
 #[test]
 fn scheduler_on_simulated_nodes() {
     let s = Server::start();
-    let _ssd = Sim::start(&s, "ssd", 2, &["--sim-labels", "group=ssd,disktype=ssd"]);
-    let _gpu = Sim::start(
+    let _ssd = Simulator::start(&s, 2, "ssd", &["--sim-labels", "group=ssd,disktype=ssd"]);
+    let _gpu = Simulator::start(
         &s,
-        "gpu",
         1,
+        "gpu",
         &[
             "--sim-labels",
             "group=gpu",
@@ -412,18 +356,19 @@ fn scheduler_on_simulated_nodes() {
             "nvidia.com/gpu=2",
         ],
     );
-    let _zone = Sim::start(
+    let _zone = Simulator::start(
         &s,
-        "zone",
         3,
+        "zone",
         &["--sim-labels", "group=zone", "--sim-zones", "3"],
     );
-    let _small = Sim::start(
+    let _small = Simulator::start(
         &s,
-        "small",
         2,
+        "small",
         &["--sim-labels", "group=small", "--sim-cpu", "1"],
     );
+    wait_nodes(&s, 8);
     placement(&s);
     spreading(&s);
     preemption(&s);

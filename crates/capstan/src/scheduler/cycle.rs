@@ -21,10 +21,10 @@ use std::time::{Duration, Instant};
 const IN_FLIGHT: usize = 128;
 
 pub enum Msg {
-    Pods(Change<Pod>),
-    Nodes(Change<Node>),
-    Namespaces(Change<Namespace>),
-    Pdbs(Change<PodDisruptionBudget>),
+    Pods(Box<Change<Pod>>),
+    Nodes(Box<Change<Node>>),
+    Namespaces(Box<Change<Namespace>>),
+    Pdbs(Box<Change<PodDisruptionBudget>>),
     Bound { uid: String, ok: bool },
 }
 
@@ -178,7 +178,25 @@ impl Scheduler {
     fn handle(&mut self, m: Msg) {
         let now = Instant::now();
         match m {
-            Msg::Pods(Change::Reset(pods)) => {
+            Msg::Pods(c) => self.on_pods(*c, now),
+            Msg::Nodes(c) => self.on_nodes(*c, now),
+            Msg::Namespaces(c) => self.on_namespaces(*c, now),
+            Msg::Pdbs(c) => self.on_pdbs(*c, now),
+            Msg::Bound { uid, ok } => {
+                if ok {
+                    self.queue.remove(&uid);
+                } else if self.assumed.remove(&uid) {
+                    self.placed.remove(&uid);
+                    self.snap.remove_pod(&uid);
+                    self.queue.error(&uid, now);
+                }
+            }
+        }
+    }
+
+    fn on_pods(&mut self, c: Change<Pod>, now: Instant) {
+        match c {
+            Change::Reset(pods) => {
                 self.synced.insert("pods");
                 let keep: HashSet<String> = pods.iter().map(uid).collect();
                 let known: Vec<String> = self
@@ -194,9 +212,14 @@ impl Scheduler {
                     self.upsert_pod(p, now);
                 }
             }
-            Msg::Pods(Change::Upsert(p)) => self.upsert_pod(p, now),
-            Msg::Pods(Change::Delete(p)) => self.forget(&uid(&p), now),
-            Msg::Nodes(Change::Reset(nodes)) => {
+            Change::Upsert(p) => self.upsert_pod(p, now),
+            Change::Delete(p) => self.forget(&uid(&p), now),
+        }
+    }
+
+    fn on_nodes(&mut self, c: Change<Node>, now: Instant) {
+        match c {
+            Change::Reset(nodes) => {
                 self.synced.insert("nodes");
                 let keep: HashSet<String> = nodes
                     .iter()
@@ -216,72 +239,69 @@ impl Scheduler {
                     self.upsert_node(n, now);
                 }
             }
-            Msg::Nodes(Change::Upsert(n)) => self.upsert_node(n, now),
-            Msg::Nodes(Change::Delete(n)) => {
+            Change::Upsert(n) => self.upsert_node(n, now),
+            Change::Delete(n) => {
                 let name = n.metadata.name.clone().unwrap_or_default();
                 self.node_marks.remove(&name);
                 self.snap.remove_node(&name);
             }
-            Msg::Namespaces(c) => {
-                self.synced.insert("namespaces");
-                let (set, del) = match c {
-                    Change::Reset(all) => (all, vec![]),
-                    Change::Upsert(n) => (vec![n], vec![]),
-                    Change::Delete(n) => (vec![], vec![n]),
-                };
-                for n in set {
-                    let name = n.metadata.name.clone().unwrap_or_default();
-                    self.snap
-                        .set_namespace(&name, n.metadata.labels.clone().unwrap_or_default());
-                }
-                for n in del {
-                    self.snap
-                        .remove_namespace(n.metadata.name.as_deref().unwrap_or_default());
-                }
-                self.queue.on_event(Event::NamespaceChange, now);
+        }
+    }
+
+    fn on_namespaces(&mut self, c: Change<Namespace>, now: Instant) {
+        {
+            self.synced.insert("namespaces");
+            let (set, del) = match c {
+                Change::Reset(all) => (all, vec![]),
+                Change::Upsert(n) => (vec![n], vec![]),
+                Change::Delete(n) => (vec![], vec![n]),
+            };
+            for n in set {
+                let name = n.metadata.name.clone().unwrap_or_default();
+                self.snap
+                    .set_namespace(&name, n.metadata.labels.clone().unwrap_or_default());
             }
-            Msg::Pdbs(c) => {
-                self.synced.insert("pdbs");
-                let key = |p: &PodDisruptionBudget| {
-                    format!(
-                        "{}/{}",
-                        p.metadata.namespace.as_deref().unwrap_or_default(),
-                        p.metadata.name.as_deref().unwrap_or_default()
-                    )
-                };
-                let pdb = |p: &PodDisruptionBudget| Pdb {
-                    namespace: p.metadata.namespace.clone().unwrap_or_default(),
-                    name: p.metadata.name.clone().unwrap_or_default(),
-                    selector: p.spec.as_ref().and_then(|s| s.selector.clone()),
-                    disruptions_allowed: p
-                        .status
-                        .as_ref()
-                        .map(|s| s.disruptions_allowed)
-                        .unwrap_or(0),
-                };
-                match c {
-                    Change::Reset(all) => {
-                        self.pdbs = all.iter().map(|p| (key(p), pdb(p))).collect();
-                    }
-                    Change::Upsert(p) => {
-                        self.pdbs.insert(key(&p), pdb(&p));
-                    }
-                    Change::Delete(p) => {
-                        self.pdbs.remove(&key(&p));
-                    }
-                }
-                self.snap.set_pdbs(self.pdbs.values().cloned().collect());
-                self.queue.on_event(Event::PdbChange, now);
+            for n in del {
+                self.snap
+                    .remove_namespace(n.metadata.name.as_deref().unwrap_or_default());
             }
-            Msg::Bound { uid, ok } => {
-                if ok {
-                    self.queue.remove(&uid);
-                } else if self.assumed.remove(&uid) {
-                    self.placed.remove(&uid);
-                    self.snap.remove_pod(&uid);
-                    self.queue.error(&uid, now);
+            self.queue.on_event(Event::NamespaceChange, now);
+        }
+    }
+
+    fn on_pdbs(&mut self, c: Change<PodDisruptionBudget>, now: Instant) {
+        {
+            self.synced.insert("pdbs");
+            let key = |p: &PodDisruptionBudget| {
+                format!(
+                    "{}/{}",
+                    p.metadata.namespace.as_deref().unwrap_or_default(),
+                    p.metadata.name.as_deref().unwrap_or_default()
+                )
+            };
+            let pdb = |p: &PodDisruptionBudget| Pdb {
+                namespace: p.metadata.namespace.clone().unwrap_or_default(),
+                name: p.metadata.name.clone().unwrap_or_default(),
+                selector: p.spec.as_ref().and_then(|s| s.selector.clone()),
+                disruptions_allowed: p
+                    .status
+                    .as_ref()
+                    .map(|s| s.disruptions_allowed)
+                    .unwrap_or(0),
+            };
+            match c {
+                Change::Reset(all) => {
+                    self.pdbs = all.iter().map(|p| (key(p), pdb(p))).collect();
+                }
+                Change::Upsert(p) => {
+                    self.pdbs.insert(key(&p), pdb(&p));
+                }
+                Change::Delete(p) => {
+                    self.pdbs.remove(&key(&p));
                 }
             }
+            self.snap.set_pdbs(self.pdbs.values().cloned().collect());
+            self.queue.on_event(Event::PdbChange, now);
         }
     }
 

@@ -85,7 +85,7 @@ pub async fn run(api: Api, profiles: Vec<Profile>) {
             let (api, tx) = (api.clone(), tx.clone());
             tokio::spawn(async move {
                 informer::run(api, $path, move |c: Change<_>| {
-                    tx.send(cycle::Msg::$variant(c)).is_ok()
+                    tx.send(cycle::Msg::$variant(Box::new(c))).is_ok()
                 })
                 .await
             })
