@@ -120,3 +120,55 @@ pub async fn command(args: SchedulerArgs) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profiles_from_flags_and_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.yaml");
+        std::fs::write(
+            &good,
+            "apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\nprofiles:\n- schedulerName: a\n- schedulerName: b\n",
+        )
+        .unwrap();
+        let bad = dir.path().join("bad.yaml");
+        std::fs::write(&bad, "apiVersion: v0\nkind: Nope\n").unwrap();
+        let flags = |config: Option<&Path>, disable_preemption| SchedulerFlags {
+            scheduler_config: config.map(Path::to_path_buf),
+            disable_preemption,
+        };
+        let names = |p: &[Profile]| -> Vec<(String, bool)> {
+            p.iter()
+                .map(|p| (p.scheduler_name.clone(), p.disable_preemption))
+                .collect()
+        };
+        let cases: Vec<(SchedulerFlags, Result<Vec<(&str, bool)>, &str>)> = vec![
+            (flags(None, false), Ok(vec![("x", false)])),
+            (flags(None, true), Ok(vec![("x", true)])),
+            (
+                flags(Some(&good), false),
+                Ok(vec![("a", false), ("b", false)]),
+            ),
+            (flags(Some(&good), true), Ok(vec![("a", true), ("b", true)])),
+            (flags(Some(&bad), false), Err("bad.yaml: ")),
+            (
+                flags(Some(&dir.path().join("missing")), false),
+                Err("reading "),
+            ),
+        ];
+        for (f, want) in cases {
+            match (profiles("x", &f), want) {
+                (Ok(p), Ok(w)) => {
+                    let w: Vec<(String, bool)> =
+                        w.into_iter().map(|(n, d)| (n.to_string(), d)).collect();
+                    assert_eq!(names(&p), w, "{f:?}");
+                }
+                (Err(e), Err(w)) => assert!(format!("{e:#}").contains(w), "{f:?}: {e:#}"),
+                (got, want) => panic!("{f:?}: got {:?}, want {want:?}", got.map(|p| names(&p))),
+            }
+        }
+    }
+}
