@@ -321,6 +321,31 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// pods/binding refuses a missing pod (404) and a pod already bound (409), with kube's texts.
+fn binding_errors(s: &Server) {
+    let bind = |pod: &str| {
+        let url = format!("{}/api/v1/namespaces/placement/pods/{pod}/binding", s.url());
+        let body = format!(
+            r#"{{"apiVersion":"v1","kind":"Binding","metadata":{{"name":"{pod}"}},"target":{{"kind":"Node","name":"zone-0"}}}}"#
+        );
+        s.curl(&[
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            &body,
+            &url,
+        ])
+    };
+    let (code, body) = bind("no-such-pod");
+    assert_eq!(code, 404, "{body}");
+    assert!(body.contains(r#"pods \"no-such-pod\" not found"#), "{body}");
+    let (code, body) = bind("ssd");
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("is already assigned to node"), "{body}");
+}
+
 /// Wait (bounded) until `total` nodes are Ready.
 fn wait_nodes(s: &Server, total: usize) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -370,6 +395,7 @@ fn scheduler_on_simulated_nodes() {
     );
     wait_nodes(&s, 8);
     placement(&s);
+    binding_errors(&s);
     spreading(&s);
     preemption(&s);
     second_scheduler(&s);

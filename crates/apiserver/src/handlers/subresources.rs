@@ -168,8 +168,8 @@ pub async fn binding(api: &Arc<ApiServer>, req: &Req) -> ApiResult<Response<Body
         ));
     }
     let name = req.name().to_string();
-    let (_, _) = read_object(api, req, &name).await?;
-    // guaranteed_update on the pod (the subresource path must not strip spec changes).
+    // guaranteed_update on the pod (404 for a missing one; the subresource path must not strip
+    // spec changes).
     let pod_req = Req {
         method: req.method.clone(),
         headers: req.headers.clone(),
