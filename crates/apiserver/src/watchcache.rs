@@ -178,6 +178,9 @@ pub fn write_with_rv(raw: &[u8], revision: i64, out: &mut Vec<u8>) {
 }
 
 /// One change at one revision.
+/// History events (newest) that keep their encoded watch line.
+const LINE_WINDOW: usize = 1024;
+
 #[derive(Debug)]
 pub struct CacheEvent {
     pub change: Change,
@@ -207,6 +210,17 @@ impl CacheEvent {
             prev,
             line: OnceLock::new(),
         }
+    }
+
+    /// The same event without its cached line.
+    fn without_line(&self) -> CacheEvent {
+        CacheEvent::new(
+            self.change,
+            self.key.clone(),
+            self.revision,
+            self.object.clone(),
+            self.prev.clone(),
+        )
     }
 
     /// The JSON watch line for this event, as type `kind` (the change itself unless a
@@ -367,6 +381,14 @@ impl WatchCache {
             };
             let ev = Arc::new(ev);
             st.history.push_back(ev.clone());
+            // The encoded line is kept only for recent events (live watchers share it); older
+            // history keeps the object alone, so it does not hold a second copy of every version.
+            if let Some(i) = st.history.len().checked_sub(LINE_WINDOW + 1) {
+                if st.history[i].line.get().is_some() {
+                    let old = st.history[i].without_line();
+                    st.history[i] = Arc::new(old);
+                }
+            }
             while st.history.len() > self.capacity {
                 if let Some(old) = st.history.pop_front() {
                     st.oldest = old.revision;
@@ -502,6 +524,49 @@ mod tests {
         Bytes::from(format!(
             r#"{{"kind":"ConfigMap","apiVersion":"v1","metadata":{{"name":"{name}","namespace":"ns"}}}}"#
         ))
+    }
+
+    /// Only the newest history events keep their encoded line; older ones encode again when
+    /// replayed, with the same bytes.
+    #[tokio::test]
+    async fn old_history_drops_cached_lines() {
+        let (_d, store, cache) = cache_with(LINE_WINDOW * 2).await;
+        let start = store.current_revision().await.unwrap();
+        let (_, mut rx, _) = cache.subscribe("/registry/configmaps/", None).unwrap();
+        let n = LINE_WINDOW + 10;
+        let mut last = 0;
+        for i in 0..n {
+            last = store
+                .create(
+                    &format!("/registry/configmaps/ns/c{i}"),
+                    obj(&format!("c{i}")),
+                )
+                .await
+                .unwrap();
+            // A live watcher encodes each event as it comes.
+            let ev = rx.recv().await.unwrap();
+            ev.json_line("ADDED");
+        }
+        assert!(cache.wait_for(last, Duration::from_secs(5)).await);
+        let (replay, _, _) = cache
+            .subscribe("/registry/configmaps/", Some(start))
+            .unwrap();
+        assert_eq!(replay.len(), n);
+        let cached: Vec<bool> = replay.iter().map(|e| e.line.get().is_some()).collect();
+        assert!(
+            cached[..n - LINE_WINDOW].iter().all(|c| !c),
+            "old events keep no line"
+        );
+        assert!(
+            cached[n - LINE_WINDOW..].iter().all(|c| *c),
+            "recent ones do"
+        );
+        let line: Value = serde_json::from_slice(&replay[0].json_line("ADDED")).unwrap();
+        assert_eq!(line["object"]["metadata"]["name"], "c0");
+        assert_eq!(
+            line["object"]["metadata"]["resourceVersion"],
+            replay[0].revision.to_string()
+        );
     }
 
     #[tokio::test]
