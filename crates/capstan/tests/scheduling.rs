@@ -132,6 +132,45 @@ fn placement(s: &Server) {
             && ev.contains("Successfully assigned placement/ssd to ssd-"),
         "{ev}"
     );
+    // Scheduling gates hold a pod back until they are removed.
+    t.apply(&pod_yaml(
+        "gated",
+        "  schedulingGates: [{name: example.com/wait}]\n  nodeSelector: {group: ssd}\n",
+    ));
+    t.wait("gated", 30, "SchedulingGated", |p| {
+        condition(p, "PodScheduled").is_some_and(|c| {
+            c["reason"] == "SchedulingGated"
+                && c["message"] == "Scheduling is blocked due to non-empty scheduling gates"
+        })
+    });
+    let get = s.kubectl(&["get", "pod", "gated", "-n", "placement"]).ok();
+    assert!(get.contains("SchedulingGated"), "{get}");
+    assert!(t.pod("gated")["spec"]["nodeName"].is_null());
+    let url = format!("{}/api/v1/namespaces/placement/pods/gated/binding", s.url());
+    let body = r#"{"apiVersion":"v1","kind":"Binding","metadata":{"name":"gated"},"target":{"kind":"Node","name":"ssd-0"}}"#;
+    let (code, out) = s.curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        body,
+        &url,
+    ]);
+    assert_eq!(code, 409, "{out}");
+    assert!(out.contains("has non-empty .spec.schedulingGates"), "{out}");
+    s.kubectl(&[
+        "patch",
+        "pod",
+        "gated",
+        "-n",
+        "placement",
+        "--type=json",
+        "-p",
+        r#"[{"op":"remove","path":"/spec/schedulingGates"}]"#,
+    ])
+    .ok();
+    assert!(t.node_of("gated").starts_with("ssd-"));
     // A label added to a node makes the waiting pod schedulable (a node update is a hint).
     s.kubectl(&["label", "node", "ssd-1", "disktype=hdd", "--overwrite"])
         .ok();

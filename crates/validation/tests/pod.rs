@@ -277,6 +277,11 @@ fn pod_update_table() {
             vec![("spec.tolerations", FORB)],
         ),
         (
+            "add scheduling gate",
+            change(&[("/spec/schedulingGates", json!([{"name": "example.com/g"}]))]),
+            vec![("spec.schedulingGates", FORB)],
+        ),
+        (
             "restart policy",
             change(&[("/spec/restartPolicy", json!("Never"))]),
             vec![("spec", FORB)],
@@ -329,6 +334,18 @@ fn pod_update_table() {
         "Forbidden: pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)"
     ));
     assert!(errs[0].message.contains("spec.restartPolicy"));
+    // Scheduling gates may be removed, one or all.
+    let mut gated = old.clone();
+    set(
+        &mut gated,
+        "/spec/schedulingGates",
+        json!([{"name": "a"}, {"name": "b"}]),
+    );
+    for left in [json!([{"name": "b"}]), json!([])] {
+        let mut new = gated.clone();
+        set(&mut new, "/spec/schedulingGates", left.clone());
+        assert!(update("v1", "Pod", gated.clone(), new).is_empty(), "{left}");
+    }
 }
 
 #[test]

@@ -188,6 +188,9 @@ pub async fn binding(api: &Arc<ApiServer>, req: &Req) -> ApiResult<Response<Body
         if let Some(existing) = old.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty()) {
             return Err(ApiError::conflict("", "pods", &name, &format!("pod {name} is already assigned to node \"{existing}\"")));
         }
+        if old.pointer("/spec/schedulingGates").and_then(Value::as_array).is_some_and(|g| !g.is_empty()) {
+            return Err(ApiError::conflict("", "pods", &name, &format!("pod {name} has non-empty .spec.schedulingGates")));
+        }
         if meta::deletion_timestamp(old).is_some() {
             return Err(ApiError::conflict("", "pods", &name, "pod is being deleted, cannot be assigned to a host"));
         }

@@ -114,6 +114,15 @@ pub async fn unschedulable(
     .await;
 }
 
+/// PodScheduled=False/SchedulingGated: the pod waits for its schedulingGates to be removed.
+pub async fn gated(api: &Api, pod: &Pod, message: &str) {
+    let status = json!({"status": {"conditions": [{"type": "PodScheduled", "status": "False",
+        "lastProbeTime": null, "lastTransitionTime": now(), "reason": "SchedulingGated", "message": message}]}});
+    let _ = api
+        .patch(&format!("{}/status", pod_path(pod)), STRATEGIC, &status)
+        .await;
+}
+
 /// Clear a lower-priority pod's nomination (the preemptor's victims made room for it).
 pub async fn clear_nomination(api: &Api, pod: &Pod) {
     let _ = api

@@ -373,6 +373,32 @@ impl Scheduler {
         if self.assumed.contains(&uid) {
             return;
         }
+        let gated = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.scheduling_gates.as_ref())
+            .is_some_and(|g| !g.is_empty());
+        if gated {
+            // Not queued until its gates are removed (an update brings it back).
+            self.queue.remove(&uid);
+            self.unnominate(&uid);
+            const MSG: &str = "Scheduling is blocked due to non-empty scheduling gates";
+            let reported = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| {
+                    c.iter().any(|c| {
+                        c.type_ == "PodScheduled" && c.reason.as_deref() == Some("SchedulingGated")
+                    })
+                });
+            if !reported && self.reported.get(&uid).map(String::as_str) != Some(MSG) {
+                self.reported.insert(uid, MSG.to_string());
+                let api = self.api.clone();
+                self.spawn(async move { actions::gated(&api, &pod, MSG).await });
+            }
+            return;
+        }
         let nominated = pod
             .status
             .as_ref()

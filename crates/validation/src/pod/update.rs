@@ -101,6 +101,21 @@ pub(crate) fn validate_pod_spec_update(new: &Value, old: &Value, errs: &mut Errs
             "existing toleration can not be modified except its tolerationSeconds",
         ));
     }
+    // schedulingGates: only removals (kube's validateSchedulingGates on update).
+    let old_gates = arr(os, "schedulingGates");
+    for g in arr(ns, "schedulingGates") {
+        if !old_gates.contains(g) {
+            let name = g.get("name").and_then(Value::as_str).unwrap_or_default();
+            errs.push(FieldError::forbidden(
+                child(path, "schedulingGates"),
+                &format!("only deletion is allowed, but found new scheduling gate '{name}'"),
+            ));
+        }
+    }
+    match new_clean.get("schedulingGates") {
+        Some(v) => mo.insert("schedulingGates".into(), v.clone()),
+        None => mo.remove("schedulingGates"),
+    };
     if int(os, "terminationGracePeriodSeconds").is_some_and(|o| o < 0)
         && int(ns, "terminationGracePeriodSeconds") == Some(1)
     {
