@@ -145,7 +145,8 @@ mod tests {
                 .map(|p| (p.scheduler_name.clone(), p.disable_preemption))
                 .collect()
         };
-        let cases: Vec<(SchedulerFlags, Result<Vec<(&str, bool)>, &str>)> = vec![
+        type Want = Result<Vec<(&'static str, bool)>, &'static str>;
+        let cases: Vec<(SchedulerFlags, Want)> = vec![
             (flags(None, false), Ok(vec![("x", false)])),
             (flags(None, true), Ok(vec![("x", true)])),
             (
