@@ -6,12 +6,15 @@ use crate::{controller_ref, deleting, labels, name, pod, selector, time_at};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
+/// A pod's controller (uid) and its replicas, or why there is none.
+pub type ScaleOf<'a> = dyn Fn(&Value) -> Result<(String, i64), String> + 'a;
+
 /// How long an eviction recorded in disruptedPods is waited for (kube's DeletionTimeout).
 pub const DELETION_TIMEOUT_SECS: i64 = 120;
 
 /// The pods of the PDB's namespace its selector picks (null selects none, `{}` all).
 pub fn selected<'a>(pdb: &Value, pods: &'a [Value]) -> Vec<&'a Value> {
-    let Some(sel) = pdb.pointer("/spec/selector").and_then(|s| selector(s)) else {
+    let Some(sel) = pdb.pointer("/spec/selector").and_then(selector) else {
         return Vec::new();
     };
     pods.iter().filter(|p| sel.matches(&labels(p))).collect()
@@ -34,10 +37,7 @@ pub fn scaled(value: &Value, total: i64) -> Result<(i64, bool), String> {
 
 /// Sum of the scales of the pods' controllers; `scale(pod)` names the pod's controller
 /// (uid) and its replicas, or says why it cannot.
-fn expected_scale(
-    pods: &[&Value],
-    scale: &dyn Fn(&Value) -> Result<(String, i64), String>,
-) -> Result<i64, String> {
+fn expected_scale(pods: &[&Value], scale: &ScaleOf<'_>) -> Result<i64, String> {
     let mut seen = std::collections::HashMap::new();
     for p in pods {
         if controller_ref(p).is_none() {
@@ -50,11 +50,7 @@ fn expected_scale(
 }
 
 /// (expectedPods, desiredHealthy) as kube's getExpectedPodCount.
-fn expected(
-    pdb: &Value,
-    pods: &[&Value],
-    scale: &dyn Fn(&Value) -> Result<(String, i64), String>,
-) -> Result<(i64, i64), String> {
+fn expected(pdb: &Value, pods: &[&Value], scale: &ScaleOf<'_>) -> Result<(i64, i64), String> {
     let spec = &pdb["spec"];
     if let Some(mu) = spec.get("maxUnavailable").filter(|v| !v.is_null()) {
         let expected = expected_scale(pods, scale)?;
@@ -94,12 +90,7 @@ fn condition(
 }
 
 /// The status `pdb` should have, given the pods of its namespace.
-pub fn status(
-    pdb: &Value,
-    pods: &[Value],
-    scale: &dyn Fn(&Value) -> Result<(String, i64), String>,
-    now: DateTime<Utc>,
-) -> Value {
+pub fn status(pdb: &Value, pods: &[Value], scale: &ScaleOf<'_>, now: DateTime<Utc>) -> Value {
     let generation = pdb
         .pointer("/metadata/generation")
         .cloned()

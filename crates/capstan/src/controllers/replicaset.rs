@@ -267,8 +267,7 @@ impl Controller {
         writes::event(
             &self.api,
             rs,
-            self.kind.name(),
-            self.kind.api_version(),
+            (self.kind.name(), self.kind.api_version()),
             self.component,
             warning,
             reason,

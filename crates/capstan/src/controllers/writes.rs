@@ -9,8 +9,7 @@ use serde_json::{json, Value};
 pub async fn event(
     api: &Api,
     obj: &Value,
-    kind: &str,
-    api_version: &str,
+    (kind, api_version): (&str, &str),
     component: &str,
     warning: bool,
     reason: &str,

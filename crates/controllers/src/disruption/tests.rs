@@ -46,6 +46,9 @@ fn summary(s: &Value) -> (i64, i64, i64, i64, String) {
     )
 }
 
+/// expectedPods, desiredHealthy, currentHealthy, disruptionsAllowed, condition reason.
+type Want = (i64, i64, i64, i64, &'static str);
+
 #[test]
 fn budgets() {
     let four = |ready: usize| -> Vec<Value> {
@@ -55,7 +58,7 @@ fn budgets() {
     };
     let mut other = pod("x", true, None);
     other["metadata"]["labels"] = json!({"app": "db"});
-    let cases: Vec<(&str, Value, Vec<Value>, (i64, i64, i64, i64, &str))> = vec![
+    let cases: Vec<(&str, Value, Vec<Value>, Want)> = vec![
         (
             "minAvailable int",
             json!({"minAvailable": 2}),
