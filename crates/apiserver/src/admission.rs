@@ -279,14 +279,46 @@ pub async fn after_create(api: &Arc<ApiServer>, res: &Resource, obj: &Value) {
     }
 }
 
-/// Eviction: refused with 429 while a PodDisruptionBudget covering the pod allows no
-/// disruption (status.disruptionsAllowed as the disruption controller computed it).
+/// Eviction (kube's pods/eviction REST): a pod that is pending, terminated or already being
+/// deleted goes without a budget; otherwise the one PodDisruptionBudget covering it must allow
+/// a disruption — refused with 429 TooManyRequests and a `DisruptionBudget` cause when it does
+/// not — and its status is charged first (disruptionsAllowed - 1, the pod in disruptedPods),
+/// compare-and-swap, so two evictions never spend one disruption.
 pub async fn check_eviction(api: &Arc<ApiServer>, ns: &str, pod_name: &str) -> ApiResult<()> {
+    for _ in 0..16 {
+        if charge_budget(api, ns, pod_name).await? {
+            return Ok(());
+        }
+    }
+    Err(ApiError::too_many_requests(
+        "Cannot evict pod as it would violate the pod's disruption budget.",
+    ))
+}
+
+fn budget_refusal(cause: String) -> ApiError {
+    let mut e = ApiError::too_many_requests(
+        "Cannot evict pod as it would violate the pod's disruption budget.",
+    );
+    e.details = Some(json!({"causes": [{"reason": "DisruptionBudget", "message": cause}]}));
+    e
+}
+
+/// One attempt; false when the budget changed meanwhile.
+async fn charge_budget(api: &Arc<ApiServer>, ns: &str, pod_name: &str) -> ApiResult<bool> {
     let pods = resources::find("", "v1", "pods").expect("registered");
     let Some(kv) = api.store.get(&pods.key(Some(ns), pod_name)).await? else {
         return Err(ApiError::not_found("", "pods", pod_name));
     };
     let pod: Value = serde_json::from_slice(&kv.value).unwrap_or(Value::Null);
+    let phase = pod
+        .pointer("/status/phase")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if matches!(phase, "Succeeded" | "Failed" | "Pending" | "")
+        || meta::deletion_timestamp(&pod).is_some()
+    {
+        return Ok(true);
+    }
     let empty = serde_json::Map::new();
     let labels = meta::labels(&pod).unwrap_or(&empty);
     let pdbs = resources::find("policy", "v1", "poddisruptionbudgets").expect("registered");
@@ -294,6 +326,7 @@ pub async fn check_eviction(api: &Arc<ApiServer>, ns: &str, pod_name: &str) -> A
         .store
         .list(&pdbs.prefix(Some(ns)), None, None, 0)
         .await?;
+    let mut matching = Vec::new();
     for kv in list.kvs {
         let pdb: Value = serde_json::from_slice(&kv.value).unwrap_or(Value::Null);
         let Some(sel) = pdb.pointer("/spec/selector") else {
@@ -302,27 +335,46 @@ pub async fn check_eviction(api: &Arc<ApiServer>, ns: &str, pod_name: &str) -> A
         let Ok(sel) = capstan_printers::selectors::LabelSelector::from_json(sel) else {
             continue;
         };
-        if sel.is_empty() || !sel.matches(labels) {
-            continue;
-        }
-        let allowed = pdb
-            .pointer("/status/disruptionsAllowed")
-            .and_then(Value::as_i64)
-            .unwrap_or(0);
-        if allowed <= 0 {
-            let mut e = ApiError::too_many_requests(
-                "Cannot evict pod as it would violate the pod's disruption budget.",
-            );
-            e.details = Some(
-                json!({"causes": [{"reason": "DisruptionBudget", "message": format!(
-                    "The disruption budget {} needs {} healthy pods and has {} currently",
-                    meta::name(&pdb),
-                    pdb.pointer("/status/desiredHealthy").and_then(Value::as_i64).unwrap_or(0),
-                    pdb.pointer("/status/currentHealthy").and_then(Value::as_i64).unwrap_or(0)
-                )}]}),
-            );
-            return Err(e);
+        if sel.matches(labels) {
+            matching.push((kv, pdb));
         }
     }
-    Ok(())
+    let Some((kv, mut pdb)) = matching.pop() else {
+        return Ok(true);
+    };
+    if !matching.is_empty() {
+        return Err(ApiError::internal(
+            "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
+        ));
+    }
+    let int = |p: &str| pdb.pointer(p).and_then(Value::as_i64).unwrap_or(0);
+    if int("/status/observedGeneration") < int("/metadata/generation") {
+        return Err(budget_refusal(format!(
+            "The disruption budget {} is still being processed by the server.",
+            meta::name(&pdb)
+        )));
+    }
+    let allowed = int("/status/disruptionsAllowed");
+    if allowed <= 0 {
+        return Err(budget_refusal(format!(
+            "The disruption budget {} needs {} healthy pods and has {} currently",
+            meta::name(&pdb),
+            int("/status/desiredHealthy"),
+            int("/status/currentHealthy")
+        )));
+    }
+    pdb["status"]["disruptionsAllowed"] = json!(allowed - 1);
+    if !pdb["status"]["disruptedPods"].is_object() {
+        pdb["status"]["disruptedPods"] = json!({});
+    }
+    pdb["status"]["disruptedPods"][pod_name] = json!(meta::now());
+    match api
+        .store
+        .update(&kv.key, crate::codec::encode_stored(&pdb), kv.mod_revision)
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(capstan_store::Error::Conflict { .. }) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }

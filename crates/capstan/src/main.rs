@@ -4,6 +4,7 @@
 //! node's images.
 
 mod agent;
+mod controllers;
 mod images;
 mod pki;
 mod scheduler;

@@ -31,6 +31,8 @@ pub struct ServerArgs {
     pub disable_scheduler: bool,
     #[command(flatten)]
     pub scheduler: crate::scheduler::SchedulerFlags,
+    #[command(flatten)]
+    pub controllers: crate::controllers::ControllerFlags,
     /// CIDR for service cluster IPs.
     #[arg(long, default_value = "10.43.0.0/16")]
     pub service_cidr: String,
@@ -234,6 +236,15 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         tracing::info!(profiles = ?names, "scheduler started");
         Some(tokio::spawn(crate::scheduler::run(api, profiles)))
     };
+    let controllers = crate::controllers::enabled(&args.controllers)?;
+    let controllers = if controllers.is_empty() {
+        None
+    } else {
+        let api =
+            capstan_agent::api::Api::from_data_dir(&data_dir, "127.0.0.1", args.https_listen_port)?;
+        tracing::info!(controllers = ?controllers, "controller manager started");
+        Some(tokio::spawn(crate::controllers::run(api, controllers)))
+    };
     let (stop_agent, agent_stopped) = tokio::sync::oneshot::channel::<()>();
     let agent = if args.disable_agent {
         None
@@ -278,6 +289,9 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     }
     if let Some(s) = scheduler {
         s.abort();
+    }
+    if let Some(c) = controllers {
+        c.abort();
     }
     let _ = stop_agent.send(());
     if let Some(a) = agent {

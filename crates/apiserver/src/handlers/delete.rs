@@ -126,6 +126,7 @@ pub async fn delete_one(
                 )));
             }
         }
+        let gc_finalizer = res.kind != "Namespace" && add_gc_finalizer(&mut obj, opts);
         let finalizers = meta::finalizers(&obj);
         let pending_grace = graceful_seconds(res, &obj, opts);
         let already = meta::deletion_timestamp(&obj).is_some();
@@ -166,7 +167,7 @@ pub async fn delete_one(
                 Some(existing) => grace < existing,
                 None => true,
             };
-            if !already || shorten {
+            if !already || shorten || gc_finalizer {
                 m.insert(
                     "deletionTimestamp".into(),
                     json!(deadline.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
@@ -207,6 +208,28 @@ pub async fn delete_one(
         }
     }
     Err(ApiError::modified(served.group, served.plural, name))
+}
+
+/// propagationPolicy Foreground / Orphan: the garbage collector's finalizer
+/// (`foregroundDeletion` / `orphan`, the other one removed), as kube-apiserver adds it.
+/// True when the finalizers changed.
+fn add_gc_finalizer(obj: &mut Value, opts: &DeleteOptions) -> bool {
+    let (add, drop) = match opts.propagation.as_deref() {
+        Some("Foreground") => ("foregroundDeletion", "orphan"),
+        Some("Orphan") => ("orphan", "foregroundDeletion"),
+        _ => return false,
+    };
+    let mut f = meta::finalizers(obj);
+    let before = f.clone();
+    f.retain(|x| x != drop);
+    if !f.iter().any(|x| x == add) {
+        f.push(add.to_string());
+    }
+    if f == before {
+        return false;
+    }
+    meta::meta_mut(obj).insert("finalizers".into(), json!(f));
+    true
 }
 
 /// Pods bound to a node are deleted gracefully: the node agent stops the containers and then

@@ -209,8 +209,8 @@ pub async fn binding(api: &Arc<ApiServer>, req: &Req) -> ApiResult<Response<Body
     ))
 }
 
-/// POST pods/NAME/eviction: without budgets to consult yet (the disruption controller
-/// computes them), an eviction is a graceful delete.
+/// POST pods/NAME/eviction: the pod's PodDisruptionBudget is consulted and charged
+/// (`admission::check_eviction`), then the pod is deleted gracefully.
 pub async fn eviction(api: &Arc<ApiServer>, req: &Req) -> ApiResult<Response<Body>> {
     if req.rr.verb != crate::request::Verb::Create {
         return Err(ApiError::method_not_allowed(

@@ -1,0 +1,215 @@
+//! Shared list+watch caches: one per resource, kept as the objects the API serves (JSON),
+//! keyed `namespace/name`. Handlers run on every change (with the old object, if any); a
+//! watch that ends is resumed from the last resourceVersion, after ERROR/410 by a relist.
+
+use capstan_agent::api::Api;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+/// A change handler: (old, new); `new` is None on deletion.
+type Handler = Box<dyn Fn(Option<&Value>, Option<&Value>) + Send + Sync>;
+
+pub struct Cache {
+    pub plural: &'static str,
+    path: String,
+    objects: RwLock<HashMap<String, Value>>,
+    handlers: Mutex<Vec<Handler>>,
+    synced: tokio::sync::watch::Sender<bool>,
+}
+
+pub fn key(obj: &Value) -> String {
+    format!(
+        "{}/{}",
+        capstan_controllers::namespace(obj),
+        capstan_controllers::name(obj)
+    )
+}
+
+impl Cache {
+    /// A cache of `path` (a cluster-wide collection path), not yet started.
+    pub fn new(plural: &'static str, path: &str) -> Arc<Cache> {
+        Arc::new(Cache {
+            plural,
+            path: path.to_string(),
+            objects: RwLock::new(HashMap::new()),
+            handlers: Mutex::new(Vec::new()),
+            synced: tokio::sync::watch::channel(false).0,
+        })
+    }
+
+    pub fn on_change(&self, f: impl Fn(Option<&Value>, Option<&Value>) + Send + Sync + 'static) {
+        self.handlers.lock().unwrap().push(Box::new(f));
+    }
+
+    pub fn get(&self, key: &str) -> Option<Value> {
+        self.objects.read().unwrap().get(key).cloned()
+    }
+
+    /// The objects `keep` selects.
+    pub fn list(&self, keep: impl Fn(&Value) -> bool) -> Vec<Value> {
+        self.objects
+            .read()
+            .unwrap()
+            .values()
+            .filter(|v| keep(v))
+            .cloned()
+            .collect()
+    }
+
+    pub fn in_namespace(&self, ns: &str) -> Vec<Value> {
+        self.list(|v| capstan_controllers::namespace(v) == ns)
+    }
+
+    /// Wait for the first list.
+    pub async fn wait_synced(&self) {
+        let mut rx = self.synced.subscribe();
+        let _ = rx.wait_for(|s| *s).await;
+    }
+
+    fn notify(&self, old: Option<&Value>, new: Option<&Value>) {
+        for h in self.handlers.lock().unwrap().iter() {
+            h(old, new);
+        }
+    }
+
+    fn reset(&self, items: Vec<Value>) {
+        let fresh: HashMap<String, Value> = items.into_iter().map(|v| (key(&v), v)).collect();
+        let old = std::mem::replace(&mut *self.objects.write().unwrap(), fresh.clone());
+        for (k, o) in &old {
+            if !fresh.contains_key(k) {
+                self.notify(Some(o), None);
+            }
+        }
+        for (k, n) in &fresh {
+            self.notify(old.get(k), Some(n));
+        }
+        self.synced.send_replace(true);
+    }
+
+    fn apply(&self, kind: &str, obj: Value) {
+        let k = key(&obj);
+        if kind == "DELETED" {
+            let old = self.objects.write().unwrap().remove(&k);
+            self.notify(old.as_ref().or(Some(&obj)), None);
+        } else {
+            let old = self.objects.write().unwrap().insert(k, obj.clone());
+            self.notify(old.as_ref(), Some(&obj));
+        }
+    }
+
+    async fn list_all(&self, api: &Api) -> Option<(Vec<Value>, String)> {
+        let a = api
+            .call("GET", &self.path, None)
+            .await
+            .ok()
+            .filter(|a| a.code == 200)?;
+        let mut body = a.body;
+        let rv = body["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or("0")
+            .to_string();
+        let kind = body["kind"]
+            .as_str()
+            .unwrap_or("")
+            .trim_end_matches("List")
+            .to_string();
+        let api_version = body["apiVersion"].clone();
+        let items = match body["items"].take() {
+            Value::Array(items) => items
+                .into_iter()
+                .map(|mut v| {
+                    v["kind"] = Value::String(kind.clone());
+                    v["apiVersion"] = api_version.clone();
+                    v
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        Some((items, rv))
+    }
+
+    /// List and watch until the process ends.
+    pub async fn run(self: Arc<Self>, api: Api) {
+        'relist: loop {
+            let Some((items, mut rv)) = self.list_all(&api).await else {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            };
+            self.reset(items);
+            loop {
+                let url = format!(
+                    "{}?watch=true&allowWatchBookmarks=true&resourceVersion={rv}",
+                    self.path
+                );
+                let Ok(mut w) = api.watch(&url).await else {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue 'relist;
+                };
+                loop {
+                    let mut ev = match w.next().await {
+                        Ok(Some(ev)) => ev,
+                        Ok(None) => break,
+                        Err(_) => continue 'relist,
+                    };
+                    if let Some(v) = ev["object"]["metadata"]["resourceVersion"].as_str() {
+                        rv = v.to_string();
+                    }
+                    let kind = ev["type"].as_str().unwrap_or_default().to_string();
+                    match kind.as_str() {
+                        "ERROR" => continue 'relist,
+                        "BOOKMARK" => continue,
+                        _ => self.apply(&kind, ev["object"].take()),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The caches the enabled controllers share, by plural.
+#[derive(Default, Clone)]
+pub struct Caches {
+    pub by_plural: HashMap<&'static str, Arc<Cache>>,
+}
+
+impl Caches {
+    /// The cache of `plural` (`group/version/plural`'s collection path), created once.
+    pub fn want(&mut self, res: &'static capstan_api::resources::Resource) -> Arc<Cache> {
+        self.by_plural
+            .entry(res.plural)
+            .or_insert_with(|| Cache::new(res.plural, &collection(res, None)))
+            .clone()
+    }
+
+    pub fn get(&self, plural: &str) -> Option<&Arc<Cache>> {
+        self.by_plural.get(plural)
+    }
+}
+
+/// The collection path of `res` (in `ns` when given).
+pub fn collection(res: &capstan_api::resources::Resource, ns: Option<&str>) -> String {
+    let base = if res.group.is_empty() {
+        format!("/api/{}", res.version)
+    } else {
+        format!("/apis/{}/{}", res.group, res.version)
+    };
+    match ns {
+        Some(ns) if res.namespaced => format!("{base}/namespaces/{ns}/{}", res.plural),
+        _ => format!("{base}/{}", res.plural),
+    }
+}
+
+/// The path of one object of `res`.
+pub fn object_path(res: &capstan_api::resources::Resource, ns: &str, name: &str) -> String {
+    format!("{}/{name}", collection(res, Some(ns)))
+}
+
+pub fn resource(
+    group: &str,
+    version: &str,
+    plural: &str,
+) -> &'static capstan_api::resources::Resource {
+    capstan_api::resources::find(group, version, plural).expect("registered resource")
+}

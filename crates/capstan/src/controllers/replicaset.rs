@@ -1,0 +1,278 @@
+//! The ReplicaSet and ReplicationController controllers' I/O edge: pods and RSs from the
+//! shared caches → capstan_controllers::replicaset::reconcile → adopt/release patches,
+//! creates in slow-start batches, deletes, status; SuccessfulCreate/SuccessfulDelete events.
+//! Expectations (the names it created, the uids it deleted) hold the next sync back until
+//! the pod cache has seen them, so a lagging cache never doubles a scale-up.
+
+use super::cache::{key, object_path, resource, Cache, Caches};
+use super::queue::{drive, Queue};
+use super::writes;
+use capstan_agent::api::Api;
+use capstan_controllers::replicaset::{self, Kind};
+use capstan_controllers::{controller_ref, name, namespace, owner_refs, uid};
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Default)]
+struct Expect {
+    created: HashSet<String>,
+    deleted: HashSet<String>,
+    at: Option<Instant>,
+}
+
+pub struct Controller {
+    api: Api,
+    kind: Kind,
+    component: &'static str,
+    owners: Arc<Cache>,
+    pods: Arc<Cache>,
+    expect: Mutex<HashMap<String, Expect>>,
+}
+
+pub fn register(caches: &mut Caches, kind: Kind) -> (Arc<Cache>, Arc<Cache>) {
+    let owners = match kind {
+        Kind::ReplicaSet => caches.want(resource("apps", "v1", "replicasets")),
+        Kind::ReplicationController => caches.want(resource("", "v1", "replicationcontrollers")),
+    };
+    (owners, caches.want(resource("", "v1", "pods")))
+}
+
+pub async fn run(api: Api, caches: &Caches, kind: Kind) {
+    let plural = match kind {
+        Kind::ReplicaSet => "replicasets",
+        Kind::ReplicationController => "replicationcontrollers",
+    };
+    let owners = caches.get(plural).expect("registered").clone();
+    let pods = caches.get("pods").expect("registered").clone();
+    let queue = Queue::new();
+    {
+        let q = queue.clone();
+        owners.on_change(move |old, new| {
+            if let Some(o) = new.or(old) {
+                q.add(key(o));
+            }
+        });
+    }
+    {
+        let (q, owners2) = (queue.clone(), owners.clone());
+        pods.on_change(move |old, new| {
+            for p in [old, new].into_iter().flatten() {
+                match controller_ref(p) {
+                    Some(r) if r["kind"] == kind.name() => q.add(format!(
+                        "{}/{}",
+                        namespace(p),
+                        r["name"].as_str().unwrap_or("")
+                    )),
+                    Some(_) => {}
+                    // An orphan may match any of the namespace's controllers.
+                    None => {
+                        for o in owners2.in_namespace(namespace(p)) {
+                            q.add(key(&o));
+                        }
+                    }
+                }
+            }
+        });
+    }
+    owners.wait_synced().await;
+    pods.wait_synced().await;
+    let c = Arc::new(Controller {
+        api,
+        kind,
+        component: match kind {
+            Kind::ReplicaSet => "replicaset-controller",
+            Kind::ReplicationController => "replication-controller",
+        },
+        owners: owners.clone(),
+        pods,
+        expect: Mutex::new(HashMap::new()),
+    });
+    for o in owners.list(|_| true) {
+        queue.add(key(&o));
+    }
+    let all = {
+        let owners = owners.clone();
+        move || owners.list(|_| true).iter().map(key).collect()
+    };
+    drive(queue, Duration::from_secs(30), all, |k| {
+        let c = c.clone();
+        async move { c.sync(&k).await }
+    })
+    .await;
+}
+
+impl Controller {
+    fn res(&self) -> &'static capstan_api::resources::Resource {
+        match self.kind {
+            Kind::ReplicaSet => resource("apps", "v1", "replicasets"),
+            Kind::ReplicationController => resource("", "v1", "replicationcontrollers"),
+        }
+    }
+
+    /// Whether what the last sync did has reached the pod cache.
+    fn satisfied(&self, k: &str, pods: &[Value]) -> bool {
+        let mut g = self.expect.lock().unwrap();
+        let Some(e) = g.get_mut(k) else { return true };
+        e.created.retain(|n| !pods.iter().any(|p| name(p) == n));
+        e.deleted.retain(|u| {
+            pods.iter()
+                .any(|p| uid(p) == u && !capstan_controllers::deleting(p))
+        });
+        let expired = e.at.is_some_and(|t| t.elapsed() > Duration::from_secs(60));
+        if (e.created.is_empty() && e.deleted.is_empty()) || expired {
+            g.remove(k);
+            return true;
+        }
+        false
+    }
+
+    async fn sync(&self, k: &str) -> Option<Duration> {
+        let Some(rs) = self.owners.get(k) else {
+            self.expect.lock().unwrap().remove(k);
+            return None;
+        };
+        let ns = namespace(&rs).to_string();
+        let pods = self.pods.in_namespace(&ns);
+        if !self.satisfied(k, &pods) {
+            return Some(Duration::from_secs(1));
+        }
+        let now = chrono::Utc::now();
+        let plan = replicaset::reconcile(&rs, self.kind, &pods, now);
+        let pods_res = resource("", "v1", "pods");
+        let mine = replicaset::owner_ref(&rs, self.kind);
+        for p in &plan.adopt {
+            let mut refs = owner_refs(p).to_vec();
+            refs.push(mine.clone());
+            writes::set_owner_refs(&self.api, &object_path(pods_res, &ns, name(p)), p, refs).await;
+        }
+        for p in &plan.release {
+            let refs: Vec<Value> = owner_refs(p)
+                .iter()
+                .filter(|r| r["uid"] != uid(&rs))
+                .cloned()
+                .collect();
+            writes::set_owner_refs(&self.api, &object_path(pods_res, &ns, name(p)), p, refs).await;
+        }
+        let mut again = None;
+        if plan.create > 0 {
+            self.create(k, &rs, plan.create).await;
+            again = Some(Duration::from_secs(1));
+        }
+        if !plan.delete.is_empty() {
+            self.delete(k, &rs, &plan.delete).await;
+        }
+        if replicaset::status_changed(&rs, &plan.status) {
+            let path = format!("{}/status", object_path(self.res(), &ns, name(&rs)));
+            let patch = json!({"status": plan.status});
+            if !writes::merge(&self.api, &path, &patch).await {
+                again = Some(Duration::from_secs(1));
+            }
+        }
+        // Pods becoming available after minReadySeconds change no pod: look again then.
+        let min_ready = rs["spec"]["minReadySeconds"].as_i64().unwrap_or(0);
+        if again.is_none()
+            && min_ready > 0
+            && plan.status["availableReplicas"] != plan.status["readyReplicas"]
+        {
+            again = Some(Duration::from_secs(1));
+        }
+        again
+    }
+
+    async fn create(&self, k: &str, rs: &Value, n: usize) {
+        let ns = namespace(rs);
+        let path = format!("/api/v1/namespaces/{ns}/pods");
+        let template = replicaset::pod_from_template(rs, self.kind);
+        self.expect
+            .lock()
+            .unwrap()
+            .entry(k.to_string())
+            .or_default()
+            .at = Some(Instant::now());
+        for batch in replicaset::slow_start_batches(n) {
+            let calls = (0..batch).map(|_| self.api.call("POST", &path, Some(&template)));
+            let answers = futures::future::join_all(calls).await;
+            let mut failed = false;
+            for a in answers {
+                match a {
+                    Ok(a) if a.code == 201 || a.code == 200 => {
+                        let pod_name = name(&a.body).to_string();
+                        self.expect
+                            .lock()
+                            .unwrap()
+                            .entry(k.to_string())
+                            .or_default()
+                            .created
+                            .insert(pod_name.clone());
+                        self.event(
+                            rs,
+                            false,
+                            "SuccessfulCreate",
+                            &format!("Created pod: {pod_name}"),
+                        )
+                        .await;
+                    }
+                    Ok(a) => {
+                        failed = true;
+                        let msg = a.body["message"].as_str().unwrap_or("").to_string();
+                        self.event(rs, true, "FailedCreate", &format!("Error creating: {msg}"))
+                            .await;
+                    }
+                    Err(e) => {
+                        failed = true;
+                        self.event(rs, true, "FailedCreate", &format!("Error creating: {e}"))
+                            .await;
+                    }
+                }
+            }
+            if failed {
+                break;
+            }
+        }
+    }
+
+    async fn delete(&self, k: &str, rs: &Value, pods: &[Value]) {
+        let pods_res = resource("", "v1", "pods");
+        {
+            let mut g = self.expect.lock().unwrap();
+            let e = g.entry(k.to_string()).or_default();
+            e.at = Some(Instant::now());
+            e.deleted.extend(pods.iter().map(|p| uid(p).to_string()));
+        }
+        let calls = pods.iter().map(|p| async move {
+            let path = object_path(pods_res, namespace(p), name(p));
+            (p, writes::delete(&self.api, &path, uid(p), None).await)
+        });
+        for (p, ok) in futures::future::join_all(calls).await {
+            if ok {
+                self.event(
+                    rs,
+                    false,
+                    "SuccessfulDelete",
+                    &format!("Deleted pod: {}", name(p)),
+                )
+                .await;
+            } else {
+                let mut g = self.expect.lock().unwrap();
+                if let Some(e) = g.get_mut(k) {
+                    e.deleted.remove(uid(p));
+                }
+            }
+        }
+    }
+
+    async fn event(&self, rs: &Value, warning: bool, reason: &str, msg: &str) {
+        writes::event(
+            &self.api,
+            rs,
+            (self.kind.name(), self.kind.api_version()),
+            self.component,
+            warning,
+            reason,
+            msg,
+        )
+        .await;
+    }
+}
