@@ -14,7 +14,8 @@ type Handler = Box<dyn Fn(Option<&Value>, Option<&Value>) + Send + Sync>;
 pub struct Cache {
     pub plural: &'static str,
     path: String,
-    objects: RwLock<HashMap<String, Value>>,
+    /// Shared so a change is handed to the handlers without copying the object.
+    objects: RwLock<HashMap<String, Arc<Value>>>,
     handlers: Mutex<Vec<Handler>>,
     synced: tokio::sync::watch::Sender<bool>,
 }
@@ -25,6 +26,14 @@ pub fn key(obj: &Value) -> String {
         capstan_controllers::namespace(obj),
         capstan_controllers::name(obj)
     )
+}
+
+/// What no controller reads is not kept (as client-go informers' transforms drop it):
+/// managedFields are most of a small object's size.
+fn trim(obj: &mut Value) {
+    if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.remove("managedFields");
+    }
 }
 
 impl Cache {
@@ -39,12 +48,20 @@ impl Cache {
         })
     }
 
+    /// Add a handler; it is first called with every object already cached (as client-go's
+    /// AddEventHandler replays), so a handler registered after the first list misses nothing.
     pub fn on_change(&self, f: impl Fn(Option<&Value>, Option<&Value>) + Send + Sync + 'static) {
-        self.handlers.lock().unwrap().push(Box::new(f));
+        let mut handlers = self.handlers.lock().unwrap();
+        // Under the handlers lock: a change applied meanwhile is notified after this replay.
+        let current: Vec<Arc<Value>> = self.objects.read().unwrap().values().cloned().collect();
+        for o in &current {
+            f(None, Some(o));
+        }
+        handlers.push(Box::new(f));
     }
 
     pub fn get(&self, key: &str) -> Option<Value> {
-        self.objects.read().unwrap().get(key).cloned()
+        self.objects.read().unwrap().get(key).map(|v| (**v).clone())
     }
 
     /// The objects `keep` selects.
@@ -54,7 +71,7 @@ impl Cache {
             .unwrap()
             .values()
             .filter(|v| keep(v))
-            .cloned()
+            .map(|v| (**v).clone())
             .collect()
     }
 
@@ -74,8 +91,10 @@ impl Cache {
         }
     }
 
-    fn reset(&self, items: Vec<Value>) {
-        let fresh: HashMap<String, Value> = items.into_iter().map(|v| (key(&v), v)).collect();
+    fn reset(&self, mut items: Vec<Value>) {
+        items.iter_mut().for_each(trim);
+        let fresh: HashMap<String, Arc<Value>> =
+            items.into_iter().map(|v| (key(&v), Arc::new(v))).collect();
         let old = std::mem::replace(&mut *self.objects.write().unwrap(), fresh.clone());
         for (k, o) in &old {
             if !fresh.contains_key(k) {
@@ -83,19 +102,21 @@ impl Cache {
             }
         }
         for (k, n) in &fresh {
-            self.notify(old.get(k), Some(n));
+            self.notify(old.get(k).map(|o| &**o), Some(n));
         }
         self.synced.send_replace(true);
     }
 
-    fn apply(&self, kind: &str, obj: Value) {
+    fn apply(&self, kind: &str, mut obj: Value) {
+        trim(&mut obj);
         let k = key(&obj);
         if kind == "DELETED" {
             let old = self.objects.write().unwrap().remove(&k);
-            self.notify(old.as_ref().or(Some(&obj)), None);
+            self.notify(old.as_deref().or(Some(&obj)), None);
         } else {
+            let obj = Arc::new(obj);
             let old = self.objects.write().unwrap().insert(k, obj.clone());
-            self.notify(old.as_ref(), Some(&obj));
+            self.notify(old.as_deref(), Some(&obj));
         }
     }
 

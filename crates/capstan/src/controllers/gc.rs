@@ -11,7 +11,8 @@ use capstan_agent::api::Api;
 use capstan_controllers::gc::{self, Dependent, Owner};
 use capstan_controllers::{finalizers, name, namespace, owner_refs, uid, FOREGROUND, ORPHAN};
 use serde_json::{json, Value};
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The kinds whose objects the collector watches (as owners and as dependents).
@@ -42,6 +43,9 @@ fn monitored(plural: &str) -> &'static capstan_api::resources::Resource {
 struct Gc {
     api: Api,
     caches: Vec<Arc<Cache>>,
+    /// Owner uid → the items (`plural|ns/name`) referring to it, kept from every change so
+    /// finding an object's dependents never scans the caches.
+    index: Mutex<HashMap<String, HashSet<String>>>,
 }
 
 fn item(plural: &str, obj: &Value) -> String {
@@ -64,6 +68,7 @@ pub async fn run(api: Api, caches: &Caches) {
     let g = Arc::new(Gc {
         api,
         caches: mine.clone(),
+        index: Mutex::new(HashMap::new()),
     });
     for c in &mine {
         let (q, g2, plural) = (queue.clone(), g.clone(), c.plural);
@@ -73,10 +78,17 @@ pub async fn run(api: Api, caches: &Caches) {
                     q.add(item(plural, o));
                 }
             }
+            g2.reindex(plural, old, new);
             let Some(o) = new.or(old) else { return };
-            // Its dependents may be orphans now (or must go, in the foreground).
-            for d in g2.dependents(uid(o)) {
-                q.add(d);
+            // Deleted or being deleted: its dependents may be orphans now (or must go, in the
+            // foreground). A live owner's other changes concern no dependent.
+            let going = new.is_none()
+                || o.pointer("/metadata/deletionTimestamp")
+                    .is_some_and(|t| !t.is_null());
+            if going {
+                for d in g2.dependents(uid(o)) {
+                    q.add(d);
+                }
             }
             // A foreground owner waits on its dependents' deletion.
             for r in owner_refs(o) {
@@ -114,21 +126,56 @@ impl Gc {
         self.caches.iter().find(|c| c.plural == plural)
     }
 
-    /// Items (`plural|ns/name`) of the objects referring to `owner_uid`.
-    fn dependents(&self, owner_uid: &str) -> Vec<String> {
-        self.dependent_objects(owner_uid)
-            .into_iter()
-            .map(|(p, o)| item(p, &o))
-            .collect()
+    /// Keep the owner index: `old`'s references out, `new`'s in.
+    fn reindex(&self, plural: &str, old: Option<&Value>, new: Option<&Value>) {
+        let mut idx = self.index.lock().unwrap();
+        if let Some(o) = old {
+            let it = item(plural, o);
+            for r in owner_refs(o) {
+                let u = r["uid"].as_str().unwrap_or_default();
+                if let Some(set) = idx.get_mut(u) {
+                    set.remove(&it);
+                    if set.is_empty() {
+                        idx.remove(u);
+                    }
+                }
+            }
+        }
+        if let Some(n) = new {
+            let it = item(plural, n);
+            for r in owner_refs(n) {
+                if let Some(u) = r["uid"].as_str().filter(|u| !u.is_empty()) {
+                    idx.entry(u.to_string()).or_default().insert(it.clone());
+                }
+            }
+        }
     }
 
-    fn dependent_objects(&self, owner_uid: &str) -> Vec<(&'static str, Value)> {
+    /// Items (`plural|ns/name`) of the objects referring to `owner_uid`.
+    fn dependents(&self, owner_uid: &str) -> Vec<String> {
         if owner_uid.is_empty() {
             return Vec::new();
         }
+        let idx = self.index.lock().unwrap();
+        idx.get(owner_uid)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn dependent_objects(&self, owner_uid: &str) -> Vec<(&'static str, Value)> {
         let mut out = Vec::new();
-        for c in &self.caches {
-            for o in c.list(|o| owner_refs(o).iter().any(|r| r["uid"] == owner_uid)) {
+        for it in self.dependents(owner_uid) {
+            let Some((plural, k)) = it.split_once('|') else {
+                continue;
+            };
+            let Some(c) = self.cache(plural) else {
+                continue;
+            };
+            // The index and the cache agree after each change; re-check the reference anyway.
+            if let Some(o) = c
+                .get(k)
+                .filter(|o| owner_refs(o).iter().any(|r| r["uid"] == owner_uid))
+            {
                 out.push((c.plural, o));
             }
         }
