@@ -5,6 +5,7 @@
 //! a pure function of capstan-controllers, its writes go through [`writes`].
 
 mod cache;
+mod deployment;
 mod disruption;
 mod gc;
 mod queue;
@@ -18,6 +19,7 @@ use capstan_controllers::replicaset::Kind;
 pub const ALL: &[&str] = &[
     "replicaset",
     "replicationcontroller",
+    "deployment",
     "garbagecollector",
     "disruption",
 ];
@@ -28,7 +30,7 @@ pub struct ControllerFlags {
     #[arg(long)]
     pub disable_controllers: bool,
     /// The controllers to run ("*" for all; "-name" leaves one out): replicaset,
-    /// replicationcontroller, garbagecollector, disruption.
+    /// replicationcontroller, deployment, garbagecollector, disruption.
     #[arg(long, value_delimiter = ',', default_value = "*")]
     pub controllers: Vec<String>,
 }
@@ -69,6 +71,7 @@ pub async fn run(api: Api, names: Vec<&'static str>) {
             "replicationcontroller" => {
                 replicaset::register(&mut caches, Kind::ReplicationController);
             }
+            "deployment" => deployment::register(&mut caches),
             "garbagecollector" => gc::register(&mut caches),
             "disruption" => disruption::register(&mut caches),
             _ => {}
@@ -83,6 +86,7 @@ pub async fn run(api: Api, names: Vec<&'static str>) {
                 "replicationcontroller" => {
                     replicaset::run(api, &caches, Kind::ReplicationController).await
                 }
+                "deployment" => deployment::run(api, &caches).await,
                 "garbagecollector" => gc::run(api, &caches).await,
                 "disruption" => disruption::run(api, &caches).await,
                 _ => {}
@@ -117,7 +121,7 @@ mod tests {
         );
         assert_eq!(
             enabled(&f(&["*", "-disruption"], false)).unwrap(),
-            &ALL[..3]
+            &ALL[..4]
         );
         assert!(enabled(&f(&["nope"], false)).is_err());
     }
