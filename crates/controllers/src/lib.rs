@@ -4,12 +4,14 @@
 //!
 //! * [`replicaset`]: ReplicaSet and ReplicationController (adopt, release, create, delete in
 //!   kube's ActivePods order, status).
+//! * [`daemonset`]: DaemonSet (a pod per eligible node, RollingUpdate and OnDelete, status).
 //! * [`deployment`]: Deployment (its ReplicaSets by pod-template-hash, RollingUpdate and
 //!   Recreate, revisions, history limit, status and conditions).
 //! * [`gc`]: the garbage collector's decision for a dependent and for an owner being deleted
 //!   with the `foregroundDeletion` or `orphan` finalizer.
 //! * [`disruption`]: PodDisruptionBudget status.
 
+pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
 pub mod gc;

@@ -5,6 +5,7 @@
 //! a pure function of capstan-controllers, its writes go through [`writes`].
 
 mod cache;
+mod daemonset;
 mod deployment;
 mod disruption;
 mod gc;
@@ -20,6 +21,7 @@ pub const ALL: &[&str] = &[
     "replicaset",
     "replicationcontroller",
     "deployment",
+    "daemonset",
     "garbagecollector",
     "disruption",
 ];
@@ -30,7 +32,7 @@ pub struct ControllerFlags {
     #[arg(long)]
     pub disable_controllers: bool,
     /// The controllers to run ("*" for all; "-name" leaves one out): replicaset,
-    /// replicationcontroller, deployment, garbagecollector, disruption.
+    /// replicationcontroller, deployment, daemonset, garbagecollector, disruption.
     #[arg(long, value_delimiter = ',', default_value = "*")]
     pub controllers: Vec<String>,
 }
@@ -72,6 +74,7 @@ pub async fn run(api: Api, names: Vec<&'static str>) {
                 replicaset::register(&mut caches, Kind::ReplicationController);
             }
             "deployment" => deployment::register(&mut caches),
+            "daemonset" => daemonset::register(&mut caches),
             "garbagecollector" => gc::register(&mut caches),
             "disruption" => disruption::register(&mut caches),
             _ => {}
@@ -87,6 +90,7 @@ pub async fn run(api: Api, names: Vec<&'static str>) {
                     replicaset::run(api, &caches, Kind::ReplicationController).await
                 }
                 "deployment" => deployment::run(api, &caches).await,
+                "daemonset" => daemonset::run(api, &caches).await,
                 "garbagecollector" => gc::run(api, &caches).await,
                 "disruption" => disruption::run(api, &caches).await,
                 _ => {}
@@ -121,7 +125,7 @@ mod tests {
         );
         assert_eq!(
             enabled(&f(&["*", "-disruption"], false)).unwrap(),
-            &ALL[..4]
+            &ALL[..5]
         );
         assert!(enabled(&f(&["nope"], false)).is_err());
     }

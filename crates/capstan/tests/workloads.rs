@@ -1,0 +1,166 @@
+//! The DaemonSet and Job controllers end to end on simulated nodes, driven with the real
+//! kubectl: a DaemonSet skips the node whose taint it does not tolerate, gets a pod onto a
+//! node that joins later and replaces its pods on an image update (`rollout status`).
+
+mod common;
+
+use common::{Backend, Server, Simulator};
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+struct T<'a> {
+    s: &'a Server,
+    ns: String,
+}
+
+impl<'a> T<'a> {
+    fn k(&self, args: &[&str]) -> common::Out {
+        let mut a = vec!["-n", self.ns.as_str()];
+        a.extend_from_slice(args);
+        self.s.kubectl(&a)
+    }
+
+    fn apply(&self, yaml: &str) {
+        self.s
+            .kubectl_stdin(&["apply", "-n", &self.ns, "-f", "-"], yaml)
+            .ok();
+    }
+
+    fn items(&self, args: &[&str]) -> Vec<Value> {
+        let mut a = args.to_vec();
+        a.extend_from_slice(&["-o", "json"]);
+        let v: Value = serde_json::from_str(&self.k(&a).stdout).unwrap_or(Value::Null);
+        v["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    fn until(&self, secs: u64, what: &str, f: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while !f() {
+            assert!(
+                Instant::now() < deadline,
+                "{what} not within {secs}s\npods:\n{}\nds/jobs:\n{}\nevents:\n{}",
+                self.k(&["get", "pods", "-o", "wide", "--show-labels"])
+                    .stdout,
+                self.k(&["get", "ds,jobs", "-o", "wide"]).stdout,
+                self.k(&["get", "events"]).stdout
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// Active, bound pods of app=`app`: (node, image, ready).
+    fn pods(&self, app: &str) -> Vec<(String, String, bool)> {
+        let mut v: Vec<_> = self
+            .items(&["get", "pods", "-l", &format!("app={app}")])
+            .iter()
+            .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+            .map(|p| {
+                let ready = p["status"]["conditions"].as_array().is_some_and(|c| {
+                    c.iter()
+                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                });
+                let s = |v: &Value| v.as_str().unwrap_or("").to_string();
+                (
+                    s(&p["spec"]["nodeName"]),
+                    s(&p["spec"]["containers"][0]["image"]),
+                    ready,
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn ds_on(&self, nodes: &[&str], image: &str) -> bool {
+        let p = self.pods("agent");
+        p.len() == nodes.len()
+            && p.iter()
+                .zip(nodes)
+                .all(|((n, i, r), want)| n == want && i == image && *r)
+    }
+}
+
+fn wait_nodes(s: &Server, total: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let jsonpath = r#"jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}"#;
+        let out = s.kubectl(&["get", "nodes", "-o", jsonpath]);
+        if out.stdout.lines().filter(|l| *l == "True").count() == total {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{total} nodes not Ready: {}",
+            out.stdout
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+const DS: &str = r#"
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: agent
+spec:
+  selector:
+    matchLabels: {app: agent}
+  template:
+    metadata:
+      labels: {app: agent}
+    spec:
+      containers:
+      - name: c
+        image: busybox:1.36
+"#;
+
+#[test]
+fn daemonset_nodes_taints_join_and_rolling_update() {
+    let s = Server::start_backend(Backend::Embedded, &[]);
+    let _a = Simulator::start(&s, 2, "a", &[]);
+    let _t = Simulator::start(&s, 1, "t", &["--sim-taints", "dedicated=x:NoSchedule"]);
+    wait_nodes(&s, 3);
+    s.kubectl(&["create", "namespace", "wl"]).ok();
+    let t = T {
+        s: &s,
+        ns: "wl".into(),
+    };
+    t.apply(DS);
+    t.until(60, "agent pods on a-0, a-1", || {
+        t.ds_on(&["a-0", "a-1"], "busybox:1.36")
+    });
+    let out = t
+        .k(&["rollout", "status", "ds/agent", "--timeout=60s"])
+        .ok();
+    assert!(out.contains("successfully rolled out"), "{out}");
+    let pod = &t.items(&["get", "pods", "-l", "app=agent"])[0];
+    assert_eq!(
+        pod["metadata"]["ownerReferences"][0]["kind"], "DaemonSet",
+        "{pod}"
+    );
+    assert!(pod["metadata"]["labels"]["controller-revision-hash"].is_string());
+    let tols = pod["spec"]["tolerations"].to_string();
+    assert!(tols.contains("node.kubernetes.io/unschedulable"), "{tols}");
+    let get = t.k(&["get", "ds", "agent"]).ok();
+    let row: Vec<&str> = get.lines().nth(1).unwrap().split_whitespace().collect();
+    // NAME DESIRED CURRENT READY UP-TO-DATE AVAILABLE NODE SELECTOR AGE
+    assert_eq!(&row[..6], ["agent", "2", "2", "2", "2", "2"], "{get}");
+
+    let _b = Simulator::start(&s, 1, "b", &[]);
+    wait_nodes(&s, 4);
+    t.until(60, "a pod on the joined node", || {
+        t.ds_on(&["a-0", "a-1", "b-0"], "busybox:1.36")
+    });
+
+    t.k(&["set", "image", "ds/agent", "c=busybox:1.37"]).ok();
+    let out = t
+        .k(&["rollout", "status", "ds/agent", "--timeout=90s"])
+        .ok();
+    assert!(out.contains("successfully rolled out"), "{out}");
+    t.until(30, "pods replaced with busybox:1.37", || {
+        t.ds_on(&["a-0", "a-1", "b-0"], "busybox:1.37")
+    });
+    let events = t.k(&["get", "events"]).ok();
+    assert!(events.contains("SuccessfulDelete"), "{events}");
+    assert!(events.contains("SuccessfulCreate"), "{events}");
+}
