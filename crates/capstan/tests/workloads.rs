@@ -1,6 +1,8 @@
 //! The DaemonSet and Job controllers end to end on simulated nodes, driven with the real
 //! kubectl: a DaemonSet skips the node whose taint it does not tolerate, gets a pod onto a
-//! node that joins later and replaces its pods on an image update (`rollout status`).
+//! node that joins later and replaces its pods on an image update (`rollout status`); a Job
+//! with completions 3 / parallelism 2 of pods the simulator completes reaches Complete
+//! (`kubectl wait --for=condition=complete`, `kubectl get jobs` 3/3).
 
 mod common;
 
@@ -163,4 +165,78 @@ fn daemonset_nodes_taints_join_and_rolling_update() {
     let events = t.k(&["get", "events"]).ok();
     assert!(events.contains("SuccessfulDelete"), "{events}");
     assert!(events.contains("SuccessfulCreate"), "{events}");
+}
+
+const JOB: &str = r#"
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: pi
+spec:
+  completions: 3
+  parallelism: 2
+  ttlSecondsAfterFinished: 600
+  template:
+    metadata:
+      labels: {app: pi}
+      annotations: {sim.capstan.io/complete-after-seconds: "1"}
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: c
+        image: busybox:1.36
+"#;
+
+#[test]
+fn job_completions_parallelism_complete() {
+    let s = Server::start_backend(Backend::Embedded, &[]);
+    let _a = Simulator::start(&s, 2, "a", &[]);
+    wait_nodes(&s, 2);
+    s.kubectl(&["create", "namespace", "jb"]).ok();
+    let t = T {
+        s: &s,
+        ns: "jb".into(),
+    };
+    t.apply(JOB);
+    let max_active = std::sync::atomic::AtomicUsize::new(0);
+    let out = std::thread::scope(|sc| {
+        let h = sc.spawn(|| {
+            t.k(&[
+                "wait",
+                "--for=condition=complete",
+                "job/pi",
+                "--timeout=60s",
+            ])
+        });
+        while !h.is_finished() {
+            let j: Value = serde_json::from_str(&t.k(&["get", "job", "pi", "-o", "json"]).stdout)
+                .unwrap_or(Value::Null);
+            let a = j["status"]["active"].as_u64().unwrap_or(0) as usize;
+            max_active.fetch_max(a, std::sync::atomic::Ordering::Relaxed);
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        h.join().unwrap()
+    });
+    let out = out.ok();
+    assert!(out.contains("condition met"), "{out}");
+    assert!(max_active.into_inner() <= 2, "parallelism exceeded");
+    let get = t.k(&["get", "jobs"]).ok();
+    let row: Vec<&str> = get.lines().nth(1).unwrap().split_whitespace().collect();
+    // NAME STATUS COMPLETIONS DURATION AGE
+    assert_eq!(&row[..3], ["pi", "Complete", "3/3"], "{get}");
+    let pods = t.items(&["get", "pods", "-l", "batch.kubernetes.io/job-name=pi"]);
+    assert_eq!(pods.len(), 3);
+    assert!(pods.iter().all(|p| p["status"]["phase"] == "Succeeded"));
+    assert_eq!(pods[0]["metadata"]["labels"]["job-name"], "pi");
+    let j: Value = serde_json::from_str(&t.k(&["get", "job", "pi", "-o", "json"]).stdout).unwrap();
+    let types: Vec<&str> = j["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["type"].as_str())
+        .collect();
+    assert_eq!(types, ["SuccessCriteriaMet", "Complete"]);
+    assert!(j["status"]["completionTime"].is_string());
+    let events = t.k(&["get", "events"]).ok();
+    assert!(events.contains("Completed"), "{events}");
 }

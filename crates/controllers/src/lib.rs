@@ -9,12 +9,14 @@
 //!   Recreate, revisions, history limit, status and conditions).
 //! * [`gc`]: the garbage collector's decision for a dependent and for an owner being deleted
 //!   with the `foregroundDeletion` or `orphan` finalizer.
+//! * [`job`]: Job (completions, parallelism, backoff, deadline, Indexed, conditions, ttl).
 //! * [`disruption`]: PodDisruptionBudget status.
 
 pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
 pub mod gc;
+pub mod job;
 pub mod pod;
 pub mod replicaset;
 

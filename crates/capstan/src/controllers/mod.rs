@@ -9,6 +9,7 @@ mod daemonset;
 mod deployment;
 mod disruption;
 mod gc;
+mod job;
 mod queue;
 mod replicaset;
 mod writes;
@@ -22,6 +23,7 @@ pub const ALL: &[&str] = &[
     "replicationcontroller",
     "deployment",
     "daemonset",
+    "job",
     "garbagecollector",
     "disruption",
 ];
@@ -32,7 +34,7 @@ pub struct ControllerFlags {
     #[arg(long)]
     pub disable_controllers: bool,
     /// The controllers to run ("*" for all; "-name" leaves one out): replicaset,
-    /// replicationcontroller, deployment, daemonset, garbagecollector, disruption.
+    /// replicationcontroller, deployment, daemonset, job, garbagecollector, disruption.
     #[arg(long, value_delimiter = ',', default_value = "*")]
     pub controllers: Vec<String>,
 }
@@ -75,6 +77,7 @@ pub async fn run(api: Api, names: Vec<&'static str>) {
             }
             "deployment" => deployment::register(&mut caches),
             "daemonset" => daemonset::register(&mut caches),
+            "job" => job::register(&mut caches),
             "garbagecollector" => gc::register(&mut caches),
             "disruption" => disruption::register(&mut caches),
             _ => {}
@@ -91,6 +94,7 @@ pub async fn run(api: Api, names: Vec<&'static str>) {
                 }
                 "deployment" => deployment::run(api, &caches).await,
                 "daemonset" => daemonset::run(api, &caches).await,
+                "job" => job::run(api, &caches).await,
                 "garbagecollector" => gc::run(api, &caches).await,
                 "disruption" => disruption::run(api, &caches).await,
                 _ => {}
@@ -125,7 +129,7 @@ mod tests {
         );
         assert_eq!(
             enabled(&f(&["*", "-disruption"], false)).unwrap(),
-            &ALL[..5]
+            &ALL[..6]
         );
         assert!(enabled(&f(&["nope"], false)).is_err());
     }

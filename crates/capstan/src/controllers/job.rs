@@ -1,0 +1,220 @@
+//! The Job controller's I/O edge: Jobs and pods from the shared caches →
+//! capstan_controllers::job::reconcile → pod creates (in slow-start batches) and deletes,
+//! status, the Job's own delete after ttlSecondsAfterFinished (propagation Background);
+//! SuccessfulCreate/SuccessfulDelete/Completed/BackoffLimitExceeded/DeadlineExceeded events.
+//! Expectations (the names it created, the uids it deleted) hold the next sync back until the
+//! pod cache has seen them.
+
+use super::cache::{key, object_path, resource, Cache, Caches};
+use super::queue::{drive, Queue};
+use super::writes;
+use capstan_agent::api::Api;
+use capstan_controllers::{controller_ref, job, name, namespace, replicaset, uid};
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Default)]
+struct Expect {
+    created: HashSet<String>,
+    deleted: HashSet<String>,
+    at: Option<Instant>,
+}
+
+pub struct Controller {
+    api: Api,
+    jobs: Arc<Cache>,
+    pods: Arc<Cache>,
+    expect: Mutex<HashMap<String, Expect>>,
+}
+
+fn res() -> &'static capstan_api::resources::Resource {
+    resource("batch", "v1", "jobs")
+}
+
+pub fn register(caches: &mut Caches) {
+    caches.want(res());
+    caches.want(resource("", "v1", "pods"));
+}
+
+pub async fn run(api: Api, caches: &Caches) {
+    let jobs = caches.get("jobs").expect("registered").clone();
+    let pods = caches.get("pods").expect("registered").clone();
+    let queue = Queue::new();
+    {
+        let q = queue.clone();
+        jobs.on_change(move |old, new| {
+            if let Some(o) = new.or(old) {
+                q.add(key(o));
+            }
+        });
+    }
+    {
+        let q = queue.clone();
+        pods.on_change(move |old, new| {
+            for p in [old, new].into_iter().flatten() {
+                if let Some(r) = controller_ref(p).filter(|r| r["kind"] == "Job") {
+                    q.add(format!(
+                        "{}/{}",
+                        namespace(p),
+                        r["name"].as_str().unwrap_or("")
+                    ));
+                }
+            }
+        });
+    }
+    jobs.wait_synced().await;
+    pods.wait_synced().await;
+    let c = Arc::new(Controller {
+        api,
+        jobs: jobs.clone(),
+        pods,
+        expect: Mutex::new(HashMap::new()),
+    });
+    for o in jobs.list(|_| true) {
+        queue.add(key(&o));
+    }
+    let all = {
+        let jobs = jobs.clone();
+        move || jobs.list(|_| true).iter().map(key).collect()
+    };
+    drive(queue, Duration::from_secs(30), all, |k| {
+        let c = c.clone();
+        async move { c.sync(&k).await }
+    })
+    .await;
+}
+
+impl Controller {
+    fn satisfied(&self, k: &str, pods: &[Value]) -> bool {
+        let mut g = self.expect.lock().unwrap();
+        let Some(e) = g.get_mut(k) else { return true };
+        e.created.retain(|n| !pods.iter().any(|p| name(p) == n));
+        e.deleted.retain(|u| {
+            pods.iter()
+                .any(|p| uid(p) == u && !capstan_controllers::deleting(p))
+        });
+        let expired = e.at.is_some_and(|t| t.elapsed() > Duration::from_secs(60));
+        if (e.created.is_empty() && e.deleted.is_empty()) || expired {
+            g.remove(k);
+            return true;
+        }
+        false
+    }
+
+    fn expect(&self, k: &str) -> std::sync::MutexGuard<'_, HashMap<String, Expect>> {
+        let mut g = self.expect.lock().unwrap();
+        g.entry(k.to_string()).or_default().at = Some(Instant::now());
+        g
+    }
+
+    async fn sync(&self, k: &str) -> Option<Duration> {
+        let Some(j) = self.jobs.get(k) else {
+            self.expect.lock().unwrap().remove(k);
+            return None;
+        };
+        let ns = namespace(&j).to_string();
+        let pods = self.pods.in_namespace(&ns);
+        if !self.satisfied(k, &pods) {
+            return Some(Duration::from_secs(1));
+        }
+        let plan = job::reconcile(&j, &pods, chrono::Utc::now());
+        let path = object_path(res(), &ns, name(&j));
+        if plan.delete_job {
+            writes::delete(&self.api, &path, uid(&j), Some("Background")).await;
+            return None;
+        }
+        let mut again = plan
+            .requeue_secs
+            .map(|s| Duration::from_secs(s.max(1) as u64));
+        // Status first: a finished Job's conditions are written before its pods go.
+        if job::status_changed(&j, &plan.status)
+            && !writes::merge(
+                &self.api,
+                &format!("{path}/status"),
+                &json!({"status": plan.status}),
+            )
+            .await
+        {
+            return Some(Duration::from_secs(1));
+        }
+        for (warning, reason, msg) in &plan.events {
+            self.event(&j, *warning, reason, msg).await;
+        }
+        if !plan.create.is_empty() {
+            self.create(k, &j, &plan.create).await;
+            again = Some(Duration::from_secs(1));
+        }
+        if !plan.delete.is_empty() {
+            let pods_res = resource("", "v1", "pods");
+            self.expect(k)
+                .get_mut(k)
+                .unwrap()
+                .deleted
+                .extend(plan.delete.iter().map(|p| uid(p).to_string()));
+            for p in &plan.delete {
+                let pp = object_path(pods_res, namespace(p), name(p));
+                if writes::delete(&self.api, &pp, uid(p), Some("Background")).await {
+                    let msg = format!("Deleted pod: {}", name(p));
+                    self.event(&j, false, "SuccessfulDelete", &msg).await;
+                } else if let Some(e) = self.expect.lock().unwrap().get_mut(k) {
+                    e.deleted.remove(uid(p));
+                }
+            }
+        }
+        again
+    }
+
+    async fn create(&self, k: &str, j: &Value, indexes: &[Option<i64>]) {
+        let path = format!("/api/v1/namespaces/{}/pods", namespace(j));
+        let mut rest = indexes;
+        for batch in replicaset::slow_start_batches(indexes.len()) {
+            let (now, later) = rest.split_at(batch);
+            rest = later;
+            let calls = now.iter().map(|i| {
+                let pod = job::pod_from_template(j, *i);
+                let path = path.clone();
+                async move { self.api.call("POST", &path, Some(&pod)).await }
+            });
+            let mut failed = false;
+            for a in futures::future::join_all(calls).await {
+                match a {
+                    Ok(a) if a.code == 201 || a.code == 200 => {
+                        let n = name(&a.body).to_string();
+                        self.expect(k).get_mut(k).unwrap().created.insert(n.clone());
+                        self.event(j, false, "SuccessfulCreate", &format!("Created pod: {n}"))
+                            .await;
+                    }
+                    Ok(a) => {
+                        failed = true;
+                        let msg = a.body["message"].as_str().unwrap_or("").to_string();
+                        self.event(j, true, "FailedCreate", &format!("Error creating: {msg}"))
+                            .await;
+                    }
+                    Err(e) => {
+                        failed = true;
+                        self.event(j, true, "FailedCreate", &format!("Error creating: {e}"))
+                            .await;
+                    }
+                }
+            }
+            if failed {
+                break;
+            }
+        }
+    }
+
+    async fn event(&self, j: &Value, warning: bool, reason: &str, msg: &str) {
+        writes::event(
+            &self.api,
+            j,
+            ("Job", "batch/v1"),
+            "job-controller",
+            warning,
+            reason,
+            msg,
+        )
+        .await;
+    }
+}
