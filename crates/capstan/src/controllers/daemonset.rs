@@ -5,29 +5,22 @@
 //! sync back until the pod cache has seen them.
 
 use super::cache::{key, object_path, resource, Cache, Caches};
+use super::expectations::Expectations;
 use super::queue::{drive, Queue};
 use super::writes;
 use capstan_agent::api::Api;
 use capstan_controllers::daemonset;
 use capstan_controllers::{controller_ref, name, namespace, uid};
 use serde_json::{json, Value};
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-#[derive(Default)]
-struct Expect {
-    created: HashSet<String>,
-    deleted: HashSet<String>,
-    at: Option<Instant>,
-}
+use std::sync::Arc;
+use std::time::Duration;
 
 pub struct Controller {
     api: Api,
     sets: Arc<Cache>,
     nodes: Arc<Cache>,
     pods: Arc<Cache>,
-    expect: Mutex<HashMap<String, Expect>>,
+    expect: Expectations,
 }
 
 fn res() -> &'static capstan_api::resources::Resource {
@@ -89,7 +82,7 @@ pub async fn run(api: Api, caches: &Caches) {
         sets: sets.clone(),
         nodes,
         pods,
-        expect: Mutex::new(HashMap::new()),
+        expect: Expectations::default(),
     });
     for o in sets.list(|_| true) {
         queue.add(key(&o));
@@ -106,35 +99,21 @@ pub async fn run(api: Api, caches: &Caches) {
 }
 
 impl Controller {
-    fn satisfied(&self, k: &str, ds_uid: &str, pods: &[Value]) -> bool {
-        let mut g = self.expect.lock().unwrap();
-        let Some(e) = g.get_mut(k) else { return true };
-        e.created.retain(|n| {
-            !pods.iter().any(|p| {
-                controller_ref(p).is_some_and(|r| r["uid"] == ds_uid)
-                    && daemonset::pod_node(p) == *n
-            })
-        });
-        e.deleted.retain(|u| {
-            pods.iter()
-                .any(|p| uid(p) == u && !capstan_controllers::deleting(p))
-        });
-        let expired = e.at.is_some_and(|t| t.elapsed() > Duration::from_secs(60));
-        if (e.created.is_empty() && e.deleted.is_empty()) || expired {
-            g.remove(k);
-            return true;
-        }
-        false
-    }
-
     async fn sync(&self, k: &str) -> Option<Duration> {
         let Some(ds) = self.sets.get(k) else {
-            self.expect.lock().unwrap().remove(k);
+            self.expect.forget(k);
             return None;
         };
         let ns = namespace(&ds).to_string();
         let pods = self.pods.in_namespace(&ns);
-        if !self.satisfied(k, uid(&ds), &pods) {
+        let ds_uid = uid(&ds).to_string();
+        let seen = |node: &str, pods: &[Value]| {
+            pods.iter().any(|p| {
+                controller_ref(p).is_some_and(|r| r["uid"] == ds_uid.as_str())
+                    && daemonset::pod_node(p) == node
+            })
+        };
+        if !self.expect.satisfied(k, &pods, seen) {
             return Some(Duration::from_secs(1));
         }
         let nodes = self.nodes.list(|_| true);
@@ -142,9 +121,7 @@ impl Controller {
         let plan = daemonset::reconcile(&ds, &nodes, &pods, now);
         let mut again = None;
         if !plan.create.is_empty() || !plan.delete.is_empty() {
-            let mut g = self.expect.lock().unwrap();
-            let e = g.entry(k.to_string()).or_default();
-            e.at = Some(Instant::now());
+            self.expect.begin(k);
             again = Some(Duration::from_secs(1));
         }
         let path = format!("/api/v1/namespaces/{ns}/pods");
@@ -156,13 +133,7 @@ impl Controller {
         for (node, a) in futures::future::join_all(creates).await {
             match a {
                 Ok(a) if a.code == 201 || a.code == 200 => {
-                    self.expect
-                        .lock()
-                        .unwrap()
-                        .entry(k.to_string())
-                        .or_default()
-                        .created
-                        .insert(node.clone());
+                    self.expect.created(k, node);
                     let msg = format!("Created pod: {}", name(&a.body));
                     self.event(&ds, false, "SuccessfulCreate", &msg).await;
                 }
@@ -184,13 +155,7 @@ impl Controller {
         });
         for (p, ok) in futures::future::join_all(deletes).await {
             if ok {
-                self.expect
-                    .lock()
-                    .unwrap()
-                    .entry(k.to_string())
-                    .or_default()
-                    .deleted
-                    .insert(uid(p).to_string());
+                self.expect.deleted(k, [uid(p).to_string()]);
                 let msg = format!("Deleted pod: {}", name(p));
                 self.event(&ds, false, "SuccessfulDelete", &msg).await;
             }

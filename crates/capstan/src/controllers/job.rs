@@ -6,27 +6,20 @@
 //! pod cache has seen them.
 
 use super::cache::{key, object_path, resource, Cache, Caches};
+use super::expectations::{named, Expectations};
 use super::queue::{drive, Queue};
 use super::writes;
 use capstan_agent::api::Api;
 use capstan_controllers::{controller_ref, job, name, namespace, replicaset, uid};
 use serde_json::{json, Value};
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-#[derive(Default)]
-struct Expect {
-    created: HashSet<String>,
-    deleted: HashSet<String>,
-    at: Option<Instant>,
-}
+use std::sync::Arc;
+use std::time::Duration;
 
 pub struct Controller {
     api: Api,
     jobs: Arc<Cache>,
     pods: Arc<Cache>,
-    expect: Mutex<HashMap<String, Expect>>,
+    expect: Expectations,
 }
 
 fn res() -> &'static capstan_api::resources::Resource {
@@ -70,7 +63,7 @@ pub async fn run(api: Api, caches: &Caches) {
         api,
         jobs: jobs.clone(),
         pods,
-        expect: Mutex::new(HashMap::new()),
+        expect: Expectations::default(),
     });
     for o in jobs.list(|_| true) {
         queue.add(key(&o));
@@ -87,36 +80,14 @@ pub async fn run(api: Api, caches: &Caches) {
 }
 
 impl Controller {
-    fn satisfied(&self, k: &str, pods: &[Value]) -> bool {
-        let mut g = self.expect.lock().unwrap();
-        let Some(e) = g.get_mut(k) else { return true };
-        e.created.retain(|n| !pods.iter().any(|p| name(p) == n));
-        e.deleted.retain(|u| {
-            pods.iter()
-                .any(|p| uid(p) == u && !capstan_controllers::deleting(p))
-        });
-        let expired = e.at.is_some_and(|t| t.elapsed() > Duration::from_secs(60));
-        if (e.created.is_empty() && e.deleted.is_empty()) || expired {
-            g.remove(k);
-            return true;
-        }
-        false
-    }
-
-    fn expect(&self, k: &str) -> std::sync::MutexGuard<'_, HashMap<String, Expect>> {
-        let mut g = self.expect.lock().unwrap();
-        g.entry(k.to_string()).or_default().at = Some(Instant::now());
-        g
-    }
-
     async fn sync(&self, k: &str) -> Option<Duration> {
         let Some(j) = self.jobs.get(k) else {
-            self.expect.lock().unwrap().remove(k);
+            self.expect.forget(k);
             return None;
         };
         let ns = namespace(&j).to_string();
         let pods = self.pods.in_namespace(&ns);
-        if !self.satisfied(k, &pods) {
+        if !self.expect.satisfied(k, &pods, named) {
             return Some(Duration::from_secs(1));
         }
         let plan = job::reconcile(&j, &pods, chrono::Utc::now());
@@ -148,18 +119,16 @@ impl Controller {
         }
         if !plan.delete.is_empty() {
             let pods_res = resource("", "v1", "pods");
-            self.expect(k)
-                .get_mut(k)
-                .unwrap()
-                .deleted
-                .extend(plan.delete.iter().map(|p| uid(p).to_string()));
+            self.expect.begin(k);
+            self.expect
+                .deleted(k, plan.delete.iter().map(|p| uid(p).to_string()));
             for p in &plan.delete {
                 let pp = object_path(pods_res, namespace(p), name(p));
                 if writes::delete(&self.api, &pp, uid(p), Some("Background")).await {
                     let msg = format!("Deleted pod: {}", name(p));
                     self.event(&j, false, "SuccessfulDelete", &msg).await;
-                } else if let Some(e) = self.expect.lock().unwrap().get_mut(k) {
-                    e.deleted.remove(uid(p));
+                } else {
+                    self.expect.not_deleted(k, uid(p));
                 }
             }
         }
@@ -182,7 +151,8 @@ impl Controller {
                 match a {
                     Ok(a) if a.code == 201 || a.code == 200 => {
                         let n = name(&a.body).to_string();
-                        self.expect(k).get_mut(k).unwrap().created.insert(n.clone());
+                        self.expect.begin(k);
+                        self.expect.created(k, &n);
                         self.event(j, false, "SuccessfulCreate", &format!("Created pod: {n}"))
                             .await;
                     }

@@ -8,6 +8,7 @@ mod cache;
 mod daemonset;
 mod deployment;
 mod disruption;
+mod expectations;
 mod gc;
 mod job;
 mod queue;

@@ -5,22 +5,15 @@
 //! the pod cache has seen them, so a lagging cache never doubles a scale-up.
 
 use super::cache::{key, object_path, resource, Cache, Caches};
+use super::expectations::{named, Expectations};
 use super::queue::{drive, Queue};
 use super::writes;
 use capstan_agent::api::Api;
 use capstan_controllers::replicaset::{self, Kind};
 use capstan_controllers::{controller_ref, name, namespace, owner_refs, uid};
 use serde_json::{json, Value};
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-#[derive(Default)]
-struct Expect {
-    created: HashSet<String>,
-    deleted: HashSet<String>,
-    at: Option<Instant>,
-}
+use std::sync::Arc;
+use std::time::Duration;
 
 pub struct Controller {
     api: Api,
@@ -28,7 +21,7 @@ pub struct Controller {
     component: &'static str,
     owners: Arc<Cache>,
     pods: Arc<Cache>,
-    expect: Mutex<HashMap<String, Expect>>,
+    expect: Expectations,
 }
 
 pub fn register(caches: &mut Caches, kind: Kind) -> (Arc<Cache>, Arc<Cache>) {
@@ -87,7 +80,7 @@ pub async fn run(api: Api, caches: &Caches, kind: Kind) {
         },
         owners: owners.clone(),
         pods,
-        expect: Mutex::new(HashMap::new()),
+        expect: Expectations::default(),
     });
     for o in owners.list(|_| true) {
         queue.add(key(&o));
@@ -111,31 +104,14 @@ impl Controller {
         }
     }
 
-    /// Whether what the last sync did has reached the pod cache.
-    fn satisfied(&self, k: &str, pods: &[Value]) -> bool {
-        let mut g = self.expect.lock().unwrap();
-        let Some(e) = g.get_mut(k) else { return true };
-        e.created.retain(|n| !pods.iter().any(|p| name(p) == n));
-        e.deleted.retain(|u| {
-            pods.iter()
-                .any(|p| uid(p) == u && !capstan_controllers::deleting(p))
-        });
-        let expired = e.at.is_some_and(|t| t.elapsed() > Duration::from_secs(60));
-        if (e.created.is_empty() && e.deleted.is_empty()) || expired {
-            g.remove(k);
-            return true;
-        }
-        false
-    }
-
     async fn sync(&self, k: &str) -> Option<Duration> {
         let Some(rs) = self.owners.get(k) else {
-            self.expect.lock().unwrap().remove(k);
+            self.expect.forget(k);
             return None;
         };
         let ns = namespace(&rs).to_string();
         let pods = self.pods.in_namespace(&ns);
-        if !self.satisfied(k, &pods) {
+        if !self.expect.satisfied(k, &pods, named) {
             return Some(Duration::from_secs(1));
         }
         let now = chrono::Utc::now();
@@ -185,12 +161,7 @@ impl Controller {
         let ns = namespace(rs);
         let path = format!("/api/v1/namespaces/{ns}/pods");
         let template = replicaset::pod_from_template(rs, self.kind);
-        self.expect
-            .lock()
-            .unwrap()
-            .entry(k.to_string())
-            .or_default()
-            .at = Some(Instant::now());
+        self.expect.begin(k);
         for batch in replicaset::slow_start_batches(n) {
             let calls = (0..batch).map(|_| self.api.call("POST", &path, Some(&template)));
             let answers = futures::future::join_all(calls).await;
@@ -199,13 +170,7 @@ impl Controller {
                 match a {
                     Ok(a) if a.code == 201 || a.code == 200 => {
                         let pod_name = name(&a.body).to_string();
-                        self.expect
-                            .lock()
-                            .unwrap()
-                            .entry(k.to_string())
-                            .or_default()
-                            .created
-                            .insert(pod_name.clone());
+                        self.expect.created(k, &pod_name);
                         self.event(
                             rs,
                             false,
@@ -235,12 +200,9 @@ impl Controller {
 
     async fn delete(&self, k: &str, rs: &Value, pods: &[Value]) {
         let pods_res = resource("", "v1", "pods");
-        {
-            let mut g = self.expect.lock().unwrap();
-            let e = g.entry(k.to_string()).or_default();
-            e.at = Some(Instant::now());
-            e.deleted.extend(pods.iter().map(|p| uid(p).to_string()));
-        }
+        self.expect.begin(k);
+        self.expect
+            .deleted(k, pods.iter().map(|p| uid(p).to_string()));
         let calls = pods.iter().map(|p| async move {
             let path = object_path(pods_res, namespace(p), name(p));
             (p, writes::delete(&self.api, &path, uid(p), None).await)
@@ -255,10 +217,7 @@ impl Controller {
                 )
                 .await;
             } else {
-                let mut g = self.expect.lock().unwrap();
-                if let Some(e) = g.get_mut(k) {
-                    e.deleted.remove(uid(p));
-                }
+                self.expect.not_deleted(k, uid(p));
             }
         }
     }
