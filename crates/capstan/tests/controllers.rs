@@ -82,23 +82,6 @@ impl<'a> T<'a> {
     }
 }
 
-fn wait_nodes(s: &Server, total: usize) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let jsonpath = r#"jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}"#;
-        let out = s.kubectl(&["get", "nodes", "-o", jsonpath]);
-        if out.stdout.lines().filter(|l| *l == "True").count() == total {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{total} nodes not Ready: {}",
-            out.stdout
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 fn name(v: &Value) -> String {
     v["metadata"]["name"].as_str().unwrap_or("").to_string()
 }
@@ -119,7 +102,7 @@ fn controller_of(p: &Value) -> Option<(String, String)> {
 fn cluster(nodes: usize, extra: &[&str]) -> (Server, Simulator) {
     let s = Server::start_backend(Backend::Embedded, extra);
     let sim = Simulator::start(&s, nodes, "sim", &[]);
-    wait_nodes(&s, nodes);
+    s.wait_nodes_ready(nodes);
     (s, sim)
 }
 

@@ -107,28 +107,11 @@ impl<'a> T<'a> {
     }
 }
 
-fn wait_nodes(s: &Server, total: usize) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let jsonpath = r#"jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}"#;
-        let out = s.kubectl(&["get", "nodes", "-o", jsonpath]);
-        if out.stdout.lines().filter(|l| *l == "True").count() == total {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{total} nodes not Ready: {}",
-            out.stdout
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 #[test]
 fn deployment_rollout_history_undo_scale_recreate_delete() {
     let s = Server::start_backend(Backend::Embedded, &[]);
     let _sim = Simulator::start(&s, 2, "sim", &[]);
-    wait_nodes(&s, 2);
+    s.wait_nodes_ready(2);
     s.kubectl(&["create", "namespace", "dep"]).ok();
     let t = T {
         s: &s,

@@ -385,24 +385,6 @@ fn binding_errors(s: &Server) {
     assert!(body.contains("is already assigned to node"), "{body}");
 }
 
-/// Wait (bounded) until `total` nodes are Ready.
-fn wait_nodes(s: &Server, total: usize) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let jsonpath = r#"jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}"#;
-        let out = s.kubectl(&["get", "nodes", "-o", jsonpath]);
-        if out.stdout.lines().filter(|l| *l == "True").count() == total {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{total} nodes not Ready: {}",
-            out.stdout
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 #[test]
 fn scheduler_on_simulated_nodes() {
     let s = Server::start();
@@ -432,7 +414,7 @@ fn scheduler_on_simulated_nodes() {
         "small",
         &["--sim-labels", "group=small", "--sim-cpu", "1"],
     );
-    wait_nodes(&s, 8);
+    s.wait_nodes_ready(8);
     placement(&s);
     binding_errors(&s);
     spreading(&s);

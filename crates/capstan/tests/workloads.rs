@@ -82,23 +82,6 @@ impl<'a> T<'a> {
     }
 }
 
-fn wait_nodes(s: &Server, total: usize) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let jsonpath = r#"jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}"#;
-        let out = s.kubectl(&["get", "nodes", "-o", jsonpath]);
-        if out.stdout.lines().filter(|l| *l == "True").count() == total {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{total} nodes not Ready: {}",
-            out.stdout
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 const DS: &str = r#"
 apiVersion: apps/v1
 kind: DaemonSet
@@ -121,7 +104,7 @@ fn daemonset_nodes_taints_join_and_rolling_update() {
     let s = Server::start_backend(Backend::Embedded, &[]);
     let _a = Simulator::start(&s, 2, "a", &[]);
     let _t = Simulator::start(&s, 1, "t", &["--sim-taints", "dedicated=x:NoSchedule"]);
-    wait_nodes(&s, 3);
+    s.wait_nodes_ready(3);
     s.kubectl(&["create", "namespace", "wl"]).ok();
     let t = T {
         s: &s,
@@ -149,7 +132,7 @@ fn daemonset_nodes_taints_join_and_rolling_update() {
     assert_eq!(&row[..6], ["agent", "2", "2", "2", "2", "2"], "{get}");
 
     let _b = Simulator::start(&s, 1, "b", &[]);
-    wait_nodes(&s, 4);
+    s.wait_nodes_ready(4);
     t.until(60, "a pod on the joined node", || {
         t.ds_on(&["a-0", "a-1", "b-0"], "busybox:1.36")
     });
@@ -191,7 +174,7 @@ spec:
 fn job_completions_parallelism_complete() {
     let s = Server::start_backend(Backend::Embedded, &[]);
     let _a = Simulator::start(&s, 2, "a", &[]);
-    wait_nodes(&s, 2);
+    s.wait_nodes_ready(2);
     s.kubectl(&["create", "namespace", "jb"]).ok();
     let t = T {
         s: &s,

@@ -356,6 +356,24 @@ impl Server {
     }
 
     /// The real kubectl (the dispatcher on PATH), with a fresh cache dir.
+    /// Wait (bounded) until `total` nodes are Ready.
+    pub fn wait_nodes_ready(&self, total: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let jsonpath = r#"jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}"#;
+            let out = self.kubectl(&["get", "nodes", "-o", jsonpath]);
+            if out.stdout.lines().filter(|l| *l == "True").count() == total {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{total} nodes not Ready: {}",
+                out.stdout
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     pub fn kubectl(&self, args: &[&str]) -> Out {
         self.kubectl_with("/usr/bin/kubectl", args, None)
     }
