@@ -20,7 +20,7 @@ pub async fn admit_create(api: &Arc<ApiServer>, res: &Resource, obj: &mut Value)
         "Pod" => {
             pod_priority(api, obj).await?;
             pod_service_account(obj);
-            default_tolerations(obj);
+            default_tolerations(obj, api.config.default_toleration_seconds);
             pod_initial_status(obj);
         }
         "Service" => api.allocator.allocate(api, obj).await?,
@@ -188,16 +188,16 @@ fn pod_service_account(pod: &mut Value) {
 }
 
 /// DefaultTolerationSeconds: tolerate not-ready/unreachable NoExecute taints for 300 s.
-fn default_tolerations(pod: &mut Value) {
+fn default_tolerations(pod: &mut Value, (not_ready, unreachable): (i64, i64)) {
     let spec = &mut pod["spec"];
     let mut tols = spec
         .get("tolerations")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    for key in [
-        "node.kubernetes.io/not-ready",
-        "node.kubernetes.io/unreachable",
+    for (key, secs) in [
+        ("node.kubernetes.io/not-ready", not_ready),
+        ("node.kubernetes.io/unreachable", unreachable),
     ] {
         let has = tols.iter().any(|t| {
             let k = t.get("key").and_then(Value::as_str);
@@ -207,7 +207,7 @@ fn default_tolerations(pod: &mut Value) {
                 && (e.is_empty() || e == "NoExecute")
         });
         if !has {
-            tols.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}));
+            tols.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": secs}));
         }
     }
     spec["tolerations"] = json!(tols);

@@ -69,6 +69,10 @@ pub struct Config {
     pub kubelet_client: Option<Arc<rustls::ClientConfig>>,
     /// Node joining (`/cacerts`, `/capstan/v1/node-credentials`); None: those paths are 404.
     pub node_join: Option<join::NodeJoin>,
+    /// tolerationSeconds of the `not-ready` / `unreachable` NoExecute tolerations admission adds
+    /// to pods (kube-apiserver's --default-not-ready-toleration-seconds and
+    /// --default-unreachable-toleration-seconds).
+    pub default_toleration_seconds: (i64, i64),
 }
 
 impl Default for Config {
@@ -82,6 +86,7 @@ impl Default for Config {
             event_ttl: Duration::from_secs(3600),
             kubelet_client: None,
             node_join: None,
+            default_toleration_seconds: (300, 300),
         }
     }
 }

@@ -56,6 +56,12 @@ pub struct ServerArgs {
     pub container_runtime_endpoint: Option<PathBuf>,
     #[command(flatten)]
     pub node: NodeFlags,
+    /// tolerationSeconds of the not-ready:NoExecute toleration added to pods that have none.
+    #[arg(long, default_value_t = 300)]
+    pub default_not_ready_toleration_seconds: i64,
+    /// tolerationSeconds of the unreachable:NoExecute toleration added to pods that have none.
+    #[arg(long, default_value_t = 300)]
+    pub default_unreachable_toleration_seconds: i64,
     /// Port of the node agent's kubelet HTTPS server (logs, exec, attach, port-forward).
     #[arg(long, default_value_t = 10250)]
     pub kubelet_port: u16,
@@ -194,6 +200,10 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         node_port_range,
         kubelet_client: Some(Arc::new(pki::kubelet_client_tls(&pki)?)),
         node_join: Some(node_join),
+        default_toleration_seconds: (
+            args.default_not_ready_toleration_seconds,
+            args.default_unreachable_toleration_seconds,
+        ),
         ..Config::default()
     };
     let api = ApiServer::new(config, store).await?;
@@ -243,7 +253,11 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         let api =
             capstan_agent::api::Api::from_data_dir(&data_dir, "127.0.0.1", args.https_listen_port)?;
         tracing::info!(controllers = ?controllers, "controller manager started");
-        Some(tokio::spawn(crate::controllers::run(api, controllers)))
+        Some(tokio::spawn(crate::controllers::run(
+            api,
+            controllers,
+            args.controllers.clone(),
+        )))
     };
     let (stop_agent, agent_stopped) = tokio::sync::oneshot::channel::<()>();
     let agent = if args.disable_agent {

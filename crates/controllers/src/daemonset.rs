@@ -45,22 +45,8 @@ pub fn template_hash(ds: &Value) -> String {
 }
 
 fn tolerates(tols: &[Value], taint: &Value) -> bool {
-    let (k, v, e) = (
-        str_at(taint, "/key"),
-        str_at(taint, "/value"),
-        str_at(taint, "/effect"),
-    );
-    tols.iter().any(|t| {
-        let te = str_at(t, "/effect");
-        if !te.is_empty() && te != e {
-            return false;
-        }
-        let tk = str_at(t, "/key");
-        match str_at(t, "/operator") {
-            "Exists" => tk.is_empty() || tk == k,
-            _ => tk == k && str_at(t, "/value") == v,
-        }
-    })
+    tols.iter()
+        .any(|t| crate::pod::toleration_matches(t, taint))
 }
 
 fn expr_matches(e: &Value, get: &dyn Fn(&str) -> Option<String>) -> bool {

@@ -11,12 +11,15 @@
 //!   with the `foregroundDeletion` or `orphan` finalizer.
 //! * [`job`]: Job (completions, parallelism, backoff, deadline, Indexed, conditions, ttl).
 //! * [`disruption`]: PodDisruptionBudget status.
+//! * [`nodelifecycle`]: node health from heartbeats, condition taints, zone disruption, and
+//!   the taint manager's NoExecute evictions.
 
 pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
 pub mod gc;
 pub mod job;
+pub mod nodelifecycle;
 pub mod pod;
 pub mod replicaset;
 

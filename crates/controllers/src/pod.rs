@@ -81,3 +81,16 @@ pub fn deletion_order(a: &Value, b: &Value) -> Ordering {
             t(b).cmp(&t(a))
         })
 }
+
+/// Whether toleration `t` tolerates `taint` (kube's Toleration.ToleratesTaint).
+pub fn toleration_matches(t: &Value, taint: &Value) -> bool {
+    let te = str_at(t, "/effect");
+    if !te.is_empty() && te != str_at(taint, "/effect") {
+        return false;
+    }
+    let (tk, k) = (str_at(t, "/key"), str_at(taint, "/key"));
+    match str_at(t, "/operator") {
+        "Exists" => tk.is_empty() || tk == k,
+        _ => tk == k && str_at(t, "/value") == str_at(taint, "/value"),
+    }
+}

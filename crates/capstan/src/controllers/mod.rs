@@ -11,6 +11,7 @@ mod disruption;
 mod expectations;
 mod gc;
 mod job;
+mod nodelifecycle;
 mod queue;
 mod replicaset;
 mod writes;
@@ -27,6 +28,7 @@ pub const ALL: &[&str] = &[
     "job",
     "garbagecollector",
     "disruption",
+    "nodelifecycle",
 ];
 
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -35,9 +37,12 @@ pub struct ControllerFlags {
     #[arg(long)]
     pub disable_controllers: bool,
     /// The controllers to run ("*" for all; "-name" leaves one out): replicaset,
-    /// replicationcontroller, deployment, daemonset, job, garbagecollector, disruption.
+    /// replicationcontroller, deployment, daemonset, job, garbagecollector, disruption,
+    /// nodelifecycle.
     #[arg(long, value_delimiter = ',', default_value = "*")]
     pub controllers: Vec<String>,
+    #[command(flatten)]
+    pub node_lifecycle: nodelifecycle::NodeLifecycleFlags,
 }
 
 /// The controllers the flags enable.
@@ -66,7 +71,7 @@ pub fn enabled(flags: &ControllerFlags) -> anyhow::Result<Vec<&'static str>> {
 }
 
 /// Run `names` until the process ends.
-pub async fn run(api: Api, names: Vec<&'static str>) {
+pub async fn run(api: Api, names: Vec<&'static str>, flags: ControllerFlags) {
     let mut caches = cache::Caches::default();
     for n in &names {
         match *n {
@@ -81,12 +86,13 @@ pub async fn run(api: Api, names: Vec<&'static str>) {
             "job" => job::register(&mut caches),
             "garbagecollector" => gc::register(&mut caches),
             "disruption" => disruption::register(&mut caches),
+            "nodelifecycle" => nodelifecycle::register(&mut caches),
             _ => {}
         }
     }
     let mut tasks = Vec::new();
     for n in names {
-        let (api, caches) = (api.clone(), caches.clone());
+        let (api, caches, flags) = (api.clone(), caches.clone(), flags.clone());
         tasks.push(tokio::spawn(async move {
             match n {
                 "replicaset" => replicaset::run(api, &caches, Kind::ReplicaSet).await,
@@ -98,6 +104,7 @@ pub async fn run(api: Api, names: Vec<&'static str>) {
                 "job" => job::run(api, &caches).await,
                 "garbagecollector" => gc::run(api, &caches).await,
                 "disruption" => disruption::run(api, &caches).await,
+                "nodelifecycle" => nodelifecycle::run(api, &caches, flags.node_lifecycle).await,
                 _ => {}
             }
         }));
@@ -121,6 +128,7 @@ mod tests {
         let f = |v: &[&str], off: bool| ControllerFlags {
             disable_controllers: off,
             controllers: v.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
         };
         assert_eq!(enabled(&f(&["*"], false)).unwrap(), ALL);
         assert!(enabled(&f(&["*"], true)).unwrap().is_empty());
@@ -130,7 +138,10 @@ mod tests {
         );
         assert_eq!(
             enabled(&f(&["*", "-disruption"], false)).unwrap(),
-            &ALL[..6]
+            ALL.iter()
+                .copied()
+                .filter(|n| *n != "disruption")
+                .collect::<Vec<_>>()
         );
         assert!(enabled(&f(&["nope"], false)).is_err());
     }

@@ -264,10 +264,9 @@ pub fn node_object(t: &Template, n: &SimNode, host: &Host, now: &str) -> Value {
 /// The labels and taints of the template as a merge patch (for nodes that already exist).
 fn metadata_patch(t: &Template, n: &SimNode, host: &Host) -> Value {
     let obj = node_object(t, n, host, "");
-    json!({
-        "metadata": {"labels": obj["metadata"]["labels"]},
-        "spec": {"taints": if t.taints.is_empty() { Value::Null } else { json!(t.taints) }},
-    })
+    // Taints are the registering agent's only at creation (as the kubelet's
+    // --register-with-taints): the node lifecycle controller's and kubectl's stay.
+    json!({"metadata": {"labels": obj["metadata"]["labels"]}})
 }
 
 pub fn now() -> String {
@@ -322,7 +321,7 @@ pub async fn list_nodes(api: &Api) -> Result<Vec<NodeLite>> {
     }
 }
 
-/// Create (or, when it exists, bring labels, taints and status up to date) one node.
+/// Create (or, when it exists, bring labels and status up to date) one node.
 async fn register_one(api: &Api, t: &Template, n: &SimNode, host: &Host) -> Result<()> {
     if !n.exists {
         let a = api
