@@ -5,11 +5,15 @@
 //! real server with its node agent against the raw CRI path on the same containerd.
 //! `--scheduler` runs only the scheduler benchmark instead: kube's scheduler_perf workloads
 //! through a real server on thousands of simulated nodes (`capstan agent --simulate`). Every
-//! figure comes from measurement in this run.
+//! `--deployment` runs only the controller benchmark: a Deployment of 10,000 replicas created
+//! and rolled on 500 simulated nodes, side by side with the same pods created bare
+//! (scheduler only), and the controller manager's memory. Every figure comes from measurement
+//! in this run.
 
 #![forbid(unsafe_code)]
 
 mod client;
+mod deploy;
 mod figures;
 mod measure;
 mod pods;
@@ -23,6 +27,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use figures::{Backend, Sizes};
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Parser, Debug, Clone)]
 #[command(about = "Benchmark capstan on the embedded store and on etcd, side by side")]
@@ -72,6 +77,16 @@ struct Args {
     /// static nodes do not cost it).
     #[arg(long, default_value_t = 10, requires = "scheduler")]
     sched_lease_seconds: u64,
+    /// Run only the controller benchmark: a Deployment created and rolled on simulated nodes,
+    /// side by side with the same pods created bare.
+    #[arg(long, conflicts_with_all = ["pods", "no_pods", "scheduler"])]
+    deployment: bool,
+    /// Simulated nodes of the controller benchmark (default 500; 50 with --quick).
+    #[arg(long, requires = "deployment")]
+    deploy_nodes: Option<usize>,
+    /// Replicas of the controller benchmark's Deployment (default 10000; 500 with --quick).
+    #[arg(long, requires = "deployment")]
+    deploy_replicas: Option<usize>,
 }
 
 fn main() -> Result<()> {
@@ -89,6 +104,33 @@ fn main() -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if args.deployment {
+        let plan = deploy::DeployPlan {
+            nodes: args
+                .deploy_nodes
+                .unwrap_or(if args.quick { 50 } else { 500 }),
+            replicas: args
+                .deploy_replicas
+                .unwrap_or(if args.quick { 500 } else { 10_000 }),
+            timeout: Duration::from_secs(if args.quick { 120 } else { 900 }),
+        };
+        anyhow::ensure!(
+            plan.nodes > 0 && plan.replicas > 0,
+            "nodes and replicas must be > 0"
+        );
+        eprintln!(
+            "== controllers ({} replicas, {} simulated nodes)",
+            plan.replicas, plan.nodes
+        );
+        let figs = deploy::run(&rt, &capstan, &plan)?;
+        println!("{}", deploy::table(&figs));
+        if let Some(path) = &args.json {
+            let v = serde_json::json!({"quick": args.quick, "controllers": deploy::json(&figs)});
+            std::fs::write(path, serde_json::to_vec_pretty(&v)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        return Ok(());
+    }
     if args.scheduler {
         let mut plan = sched::SchedPlan::new(
             args.quick,

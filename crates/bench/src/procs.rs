@@ -108,6 +108,11 @@ impl Server {
     /// Start the server and wait until it has written its certificates (readiness is checked
     /// over HTTPS by the caller, with [`crate::client::Tls::wait_ready`]).
     pub fn start(bin: &Path, datastore: Option<&str>) -> Result<Server> {
+        Self::start_with(bin, datastore, &[])
+    }
+
+    /// [`Server::start`] with extra flags.
+    pub fn start_with(bin: &Path, datastore: Option<&str>, extra: &[&str]) -> Result<Server> {
         let dir = tempfile::Builder::new().prefix("capstan-bench").tempdir()?;
         let port = free_port()?;
         let log = dir.path().join("server.log");
@@ -124,6 +129,7 @@ impl Server {
         if let Some(ep) = datastore {
             cmd.args(["--datastore-endpoint", ep]);
         }
+        cmd.args(extra);
         let child = cmd
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
@@ -234,6 +240,52 @@ impl Simulator {
     }
 
     /// Its exit status, when it has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.0.try_wait().ok().flatten()
+    }
+
+    pub fn rss_kb(&self) -> Result<u64> {
+        rss_kb(self.child.0.id())
+    }
+
+    pub fn hwm_kb(&self) -> Result<u64> {
+        hwm_kb(self.child.0.id())
+    }
+
+    pub fn cpu_secs(&self) -> f64 {
+        cpu_secs_of_pid(self.child.0.id())
+    }
+}
+
+/// `capstan controller-manager` against a [`Server`] (started `--disable-controllers`).
+pub struct ControllerManager {
+    child: Guard,
+    log: PathBuf,
+}
+
+impl ControllerManager {
+    pub fn start(bin: &Path, server: &Server) -> Result<ControllerManager> {
+        let log = server.dir.path().join("controller-manager.log");
+        let child = Command::new(bin)
+            .arg("controller-manager")
+            .arg("--kubeconfig")
+            .arg(server.data_dir().join("admin.kubeconfig"))
+            .env("CAPSTAN_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(&log)?)
+            .spawn()
+            .with_context(|| format!("starting {} controller-manager", bin.display()))?;
+        Ok(ControllerManager {
+            child: Guard(child),
+            log,
+        })
+    }
+
+    pub fn log_tail(&self) -> String {
+        log_tail(&self.log)
+    }
+
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.child.0.try_wait().ok().flatten()
     }

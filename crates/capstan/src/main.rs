@@ -1,7 +1,7 @@
 //! `capstan`: one binary for the whole platform. `capstan server` runs the control plane
 //! (API server on an embedded store or etcd, and its own node agent); `capstan agent` joins
-//! another node; `capstan scheduler` runs a second scheduler; `capstan images` manages a
-//! node's images.
+//! another node; `capstan scheduler` runs a second scheduler; `capstan controller-manager`
+//! runs the controllers apart; `capstan images` manages a node's images.
 
 mod agent;
 mod controllers;
@@ -39,6 +39,9 @@ enum Command {
     Agent(Box<agent::AgentArgs>),
     /// Run a scheduler of its own (for pods naming --scheduler-name), against a kubeconfig.
     Scheduler(Box<scheduler::SchedulerArgs>),
+    /// Run the controllers as a process of their own (with `capstan server
+    /// --disable-controllers`), against a kubeconfig.
+    ControllerManager(Box<controllers::ControllerManagerArgs>),
     /// Node images: build the built-in ones, import tarballs, list.
     #[command(subcommand)]
     Images(images::ImagesCommand),
@@ -88,6 +91,7 @@ fn main() -> anyhow::Result<()> {
         Command::Server(args) => rt.block_on(server::run(*args)),
         Command::Agent(args) => rt.block_on(agent::run(*args)),
         Command::Scheduler(args) => rt.block_on(scheduler::command(*args)),
+        Command::ControllerManager(args) => rt.block_on(controllers::command(*args)),
         Command::Images(cmd) => images::run(cmd),
     }
 }

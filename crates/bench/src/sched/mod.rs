@@ -30,7 +30,7 @@ use workloads::{Kind, Role, Workload};
 /// Creates in flight at once (scheduler_perf's clients multiplex over HTTP/2 too).
 pub const CREATE_CONCURRENCY: usize = 64;
 /// Node name prefix of the simulated nodes.
-const PREFIX: &str = "sched-perf";
+pub(crate) const PREFIX: &str = "sched-perf";
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -63,7 +63,7 @@ impl SchedPlan {
 
 /// POST with a few retries on transport errors and 429/5xx; 409 (a retried create that had
 /// gone through) counts as created.
-async fn create(api: &Api, path: &str, body: &Value) -> Result<()> {
+pub(crate) async fn create(api: &Api, path: &str, body: &Value) -> Result<()> {
     let mut wait = Duration::from_millis(100);
     for attempt in 0..6 {
         match api.call_raw("POST", path, Some(body)).await {
@@ -120,7 +120,7 @@ async fn create_pods(
 }
 
 /// Delete the pods by name (grace 0), [`CREATE_CONCURRENCY`] in flight.
-async fn delete_pods(api: &Api, ns: &str, names: &[String]) {
+pub(crate) async fn delete_pods(api: &Api, ns: &str, names: &[String]) {
     let body = json!({"gracePeriodSeconds": 0});
     futures::stream::iter(names)
         .for_each_concurrent(CREATE_CONCURRENCY, |name| {
@@ -138,7 +138,7 @@ async fn delete_pods(api: &Api, ns: &str, names: &[String]) {
 }
 
 /// Wait until `done` holds (polled every 20 ms) or `deadline`; whether it held.
-async fn until(deadline: Instant, mut done: impl FnMut() -> bool) -> bool {
+pub(crate) async fn until(deadline: Instant, mut done: impl FnMut() -> bool) -> bool {
     loop {
         if done() {
             return true;
@@ -150,7 +150,7 @@ async fn until(deadline: Instant, mut done: impl FnMut() -> bool) -> bool {
     }
 }
 
-async fn ensure_namespace(api: &Api, ns: &str) -> Result<()> {
+pub(crate) async fn ensure_namespace(api: &Api, ns: &str) -> Result<()> {
     let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
     match api
         .call_raw("POST", "/api/v1/namespaces", Some(&body))
@@ -165,7 +165,7 @@ async fn ensure_namespace(api: &Api, ns: &str) -> Result<()> {
 }
 
 /// Simulated nodes Ready so far.
-async fn ready_nodes(api: &Api) -> Result<usize> {
+pub(crate) async fn ready_nodes(api: &Api) -> Result<usize> {
     let (code, body) = api
         .call_raw(
             "GET",

@@ -124,6 +124,15 @@ impl State {
         self.live.get(ns).copied().unwrap_or(0)
     }
 
+    /// Pods of `ns` seen Running so far (a scan).
+    pub fn running_in(&self, ns: &str) -> usize {
+        let prefix = format!("{ns}/");
+        self.pods
+            .iter()
+            .filter(|(k, s)| s.running.is_some() && k.starts_with(&prefix))
+            .count()
+    }
+
     pub fn get(&self, ns: &str, name: &str) -> Option<&Seen> {
         self.pods.get(&format!("{ns}/{name}"))
     }

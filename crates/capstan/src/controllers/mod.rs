@@ -45,6 +45,33 @@ pub struct ControllerFlags {
     pub node_lifecycle: nodelifecycle::NodeLifecycleFlags,
 }
 
+/// `capstan controller-manager`: the controllers as a process of their own.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ControllerManagerArgs {
+    /// kubeconfig with the API server and credentials (default: the local server's
+    /// admin.kubeconfig).
+    #[arg(long)]
+    pub kubeconfig: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub flags: ControllerFlags,
+}
+
+pub async fn command(args: ControllerManagerArgs) -> anyhow::Result<()> {
+    let kubeconfig = args
+        .kubeconfig
+        .clone()
+        .unwrap_or_else(|| crate::server::default_data_dir().join("admin.kubeconfig"));
+    let api = Api::from_kubeconfig(&kubeconfig)?;
+    let names = enabled(&args.flags)?;
+    tracing::info!(controllers = ?names, "controller manager started");
+    let shutdown = crate::server::shutdown_signal()?;
+    tokio::select! {
+        _ = run(api, names, args.flags) => {}
+        _ = shutdown => {}
+    }
+    Ok(())
+}
+
 /// The controllers the flags enable.
 pub fn enabled(flags: &ControllerFlags) -> anyhow::Result<Vec<&'static str>> {
     if flags.disable_controllers {
