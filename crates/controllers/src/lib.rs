@@ -11,13 +11,19 @@
 //!   with the `foregroundDeletion` or `orphan` finalizer.
 //! * [`job`]: Job (completions, parallelism, backoff, deadline, Indexed, conditions, ttl).
 //! * [`disruption`]: PodDisruptionBudget status.
+//! * [`namespace`]: namespace deletion (content to empty, what remains, status conditions,
+//!   the `kubernetes` finalizer).
+//! * [`podgc`]: the pod garbage collector (terminated over threshold, orphaned, unscheduled
+//!   terminating).
 
 pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
 pub mod gc;
 pub mod job;
+pub mod namespace;
 pub mod pod;
+pub mod podgc;
 pub mod replicaset;
 
 use chrono::{DateTime, Utc};
