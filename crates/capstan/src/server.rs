@@ -243,7 +243,10 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         let api =
             capstan_agent::api::Api::from_data_dir(&data_dir, "127.0.0.1", args.https_listen_port)?;
         tracing::info!(controllers = ?controllers, "controller manager started");
-        Some(tokio::spawn(crate::controllers::run(api, controllers)))
+        let flags = args.controllers.clone();
+        Some(tokio::spawn(async move {
+            crate::controllers::run(api, controllers, &flags).await
+        }))
     };
     let (stop_agent, agent_stopped) = tokio::sync::oneshot::channel::<()>();
     let agent = if args.disable_agent {

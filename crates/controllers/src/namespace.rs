@@ -220,7 +220,11 @@ impl Pass {
     pub fn failing(&self) -> Vec<(&'static str, &'static str, String)> {
         let mut out = Vec::new();
         if let Some(e) = &self.discovery_error {
-            out.push(("NamespaceDeletionDiscoveryFailure", "DiscoveryFailed", e.clone()));
+            out.push((
+                "NamespaceDeletionDiscoveryFailure",
+                "DiscoveryFailed",
+                e.clone(),
+            ));
         }
         if let Some(e) = &self.group_version_error {
             out.push((
@@ -331,13 +335,14 @@ pub fn conditions(ns: &Value, pass: &Pass, now: &str) -> Option<Vec<Value>> {
         };
         match conds.iter_mut().find(|c| c["type"] == *ty) {
             None => {
-                conds.push(json!({"type": ty, "status": status, "lastTransitionTime": now,
-                    "reason": reason, "message": msg}));
+                conds.push(
+                    json!({"type": ty, "status": status, "lastTransitionTime": now,
+                    "reason": reason, "message": msg}),
+                );
                 changed = true;
             }
             Some(c) => {
-                if c["status"] != status || c["reason"] != reason || c["message"] != msg.as_str()
-                {
+                if c["status"] != status || c["reason"] != reason || c["message"] != msg.as_str() {
                     if c["status"] != status {
                         c["lastTransitionTime"] = json!(now);
                     }

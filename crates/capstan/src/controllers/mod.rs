@@ -11,6 +11,8 @@ mod disruption;
 mod expectations;
 mod gc;
 mod job;
+mod namespace;
+mod podgc;
 mod queue;
 mod replicaset;
 mod writes;
@@ -27,17 +29,35 @@ pub const ALL: &[&str] = &[
     "job",
     "garbagecollector",
     "disruption",
+    "namespace",
+    "podgc",
 ];
 
-#[derive(clap::Args, Debug, Clone, Default)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct ControllerFlags {
     /// Run no controllers.
     #[arg(long)]
     pub disable_controllers: bool,
     /// The controllers to run ("*" for all; "-name" leaves one out): replicaset,
-    /// replicationcontroller, deployment, daemonset, job, garbagecollector, disruption.
+    /// replicationcontroller, deployment, daemonset, job, garbagecollector, disruption,
+    /// namespace, podgc.
     #[arg(long, value_delimiter = ',', default_value = "*")]
     pub controllers: Vec<String>,
+    /// Number of terminated pods that can exist before the pod garbage collector starts
+    /// deleting them (oldest first); 0 disables it.
+    #[arg(long, default_value_t = capstan_controllers::podgc::DEFAULT_THRESHOLD,
+        value_parser = clap::value_parser!(i64).range(0..))]
+    pub terminated_pod_gc_threshold: i64,
+}
+
+impl Default for ControllerFlags {
+    fn default() -> Self {
+        ControllerFlags {
+            disable_controllers: false,
+            controllers: vec!["*".into()],
+            terminated_pod_gc_threshold: capstan_controllers::podgc::DEFAULT_THRESHOLD,
+        }
+    }
 }
 
 /// The controllers the flags enable.
@@ -66,7 +86,8 @@ pub fn enabled(flags: &ControllerFlags) -> anyhow::Result<Vec<&'static str>> {
 }
 
 /// Run `names` until the process ends.
-pub async fn run(api: Api, names: Vec<&'static str>) {
+pub async fn run(api: Api, names: Vec<&'static str>, flags: &ControllerFlags) {
+    let threshold = flags.terminated_pod_gc_threshold;
     let mut caches = cache::Caches::default();
     for n in &names {
         match *n {
@@ -81,6 +102,8 @@ pub async fn run(api: Api, names: Vec<&'static str>) {
             "job" => job::register(&mut caches),
             "garbagecollector" => gc::register(&mut caches),
             "disruption" => disruption::register(&mut caches),
+            "namespace" => namespace::register(&mut caches),
+            "podgc" => podgc::register(&mut caches),
             _ => {}
         }
     }
@@ -98,6 +121,8 @@ pub async fn run(api: Api, names: Vec<&'static str>) {
                 "job" => job::run(api, &caches).await,
                 "garbagecollector" => gc::run(api, &caches).await,
                 "disruption" => disruption::run(api, &caches).await,
+                "namespace" => namespace::run(api, &caches).await,
+                "podgc" => podgc::run(api, &caches, threshold).await,
                 _ => {}
             }
         }));
@@ -121,6 +146,7 @@ mod tests {
         let f = |v: &[&str], off: bool| ControllerFlags {
             disable_controllers: off,
             controllers: v.iter().map(|s| s.to_string()).collect(),
+            ..ControllerFlags::default()
         };
         assert_eq!(enabled(&f(&["*"], false)).unwrap(), ALL);
         assert!(enabled(&f(&["*"], true)).unwrap().is_empty());
@@ -130,7 +156,10 @@ mod tests {
         );
         assert_eq!(
             enabled(&f(&["*", "-disruption"], false)).unwrap(),
-            &ALL[..6]
+            ALL.iter()
+                .copied()
+                .filter(|c| *c != "disruption")
+                .collect::<Vec<_>>()
         );
         assert!(enabled(&f(&["nope"], false)).is_err());
     }

@@ -82,9 +82,7 @@ fn deletable_filters_discovery() {
 
 #[test]
 fn pod_grace_estimate() {
-    let pod = |phase: &str, grace: i64| {
-        json!({"spec": {"terminationGracePeriodSeconds": grace}, "status": {"phase": phase}})
-    };
+    let pod = |phase: &str, grace: i64| json!({"spec": {"terminationGracePeriodSeconds": grace}, "status": {"phase": phase}});
     let deleted = t("2025-01-01T00:00:00Z");
     let pods = [pod("Running", 30), pod("Pending", 10), pod("Succeeded", 99)];
     assert_eq!(pods_estimate(&pods, deleted, t("2025-01-01T00:00:05Z")), 30);
@@ -112,7 +110,7 @@ fn remaining_content() {
     );
     // Pods still in their grace period keep the grace estimate.
     let pod = json!({"metadata": {"name": "p"}});
-    let r = remaining(&gvr("", "pods"), "x", &[pod.clone()], 30).unwrap();
+    let r = remaining(&gvr("", "pods"), "x", std::slice::from_ref(&pod), 30).unwrap();
     assert_eq!((r.estimate, r.count), (30, 1));
     // Left over with no reason: an error naming the gvr as Go prints it.
     let (r, e) = remaining(&g, "x", &[pod], 0).unwrap_err();
