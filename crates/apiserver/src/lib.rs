@@ -111,13 +111,6 @@ impl ApiServer {
             allocator,
         });
         bootstrap::ensure(&api).await?;
-        // Resume namespace terminations interrupted by a restart.
-        let nsres = resources::find("", "v1", "namespaces").expect("registered");
-        for ns in api.cache.list_values(&nsres.prefix(None)) {
-            if meta::deletion_timestamp(&ns).is_some() {
-                api.spawn_namespace_cleanup(meta::name(&ns).to_string());
-            }
-        }
         let gc = api.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -179,57 +172,4 @@ impl ApiServer {
 
     /// Hook after an object is deleted from the store.
     pub async fn after_delete(&self, _res: &Resource, _obj: &Value) {}
-
-    /// Delete everything in a terminating namespace, then the namespace itself (the namespace
-    /// controller's job; it runs here until the controller manager takes it over).
-    pub fn spawn_namespace_cleanup(self: &Arc<Self>, ns: String) {
-        let api = self.clone();
-        tokio::spawn(async move {
-            for attempt in 0..600u32 {
-                match api.clean_namespace_once(&ns).await {
-                    Ok(true) => return,
-                    Ok(false) => {}
-                    Err(e) => tracing::warn!(namespace = %ns, error = %e, "namespace cleanup"),
-                }
-                tokio::time::sleep(Duration::from_millis(if attempt < 10 { 100 } else { 1000 }))
-                    .await;
-            }
-        });
-    }
-
-    async fn clean_namespace_once(&self, ns: &str) -> anyhow::Result<bool> {
-        let mut remaining = 0;
-        for r in resources::RESOURCES
-            .iter()
-            .filter(|r| r.namespaced && r.storage_version && r.is_stored())
-        {
-            let list = self.store.list(&r.prefix(Some(ns)), None, None, 0).await?;
-            for kv in list.kvs {
-                let mut obj: Value = serde_json::from_slice(&kv.value).unwrap_or(Value::Null);
-                if meta::finalizers(&obj).is_empty() {
-                    let _ = self.store.delete(&kv.key, Some(kv.mod_revision)).await;
-                } else {
-                    remaining += 1;
-                    if meta::deletion_timestamp(&obj).is_none() {
-                        let m = meta::meta_mut(&mut obj);
-                        m.insert("deletionTimestamp".into(), json!(meta::now()));
-                        m.insert("deletionGracePeriodSeconds".into(), json!(0));
-                        let _ = self
-                            .store
-                            .update(&kv.key, codec::encode_stored(&obj), kv.mod_revision)
-                            .await;
-                    }
-                }
-            }
-        }
-        if remaining > 0 {
-            return Ok(false);
-        }
-        let nsres = resources::find("", "v1", "namespaces").expect("registered");
-        let key = nsres.key(None, ns);
-        if let Some(kv) = self.store.get(&key).await? {
-            self.store.delete(&key, Some(kv.mod_revision)).await?;
-        }
-        Ok(true)
-    }
 }

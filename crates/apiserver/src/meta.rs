@@ -40,6 +40,16 @@ pub fn labels(obj: &Value) -> Option<&Map<String, Value>> {
     obj.pointer("/metadata/labels").and_then(Value::as_object)
 }
 
+/// A namespace's own finalizers (`spec.finalizers`, the namespace controller's `kubernetes`)
+/// and metadata.finalizers are both empty.
+pub fn namespace_finalized(obj: &Value) -> bool {
+    finalizers(obj).is_empty()
+        && obj
+            .pointer("/spec/finalizers")
+            .and_then(Value::as_array)
+            .is_none_or(|a| a.is_empty())
+}
+
 pub fn finalizers(obj: &Value) -> Vec<String> {
     obj.pointer("/metadata/finalizers")
         .and_then(Value::as_array)

@@ -13,14 +13,20 @@
 //! * [`disruption`]: PodDisruptionBudget status.
 //! * [`nodelifecycle`]: node health from heartbeats, condition taints, zone disruption, and
 //!   the taint manager's NoExecute evictions.
+//! * [`namespace`]: namespace deletion (content to empty, what remains, status conditions,
+//!   the `kubernetes` finalizer).
+//! * [`podgc`]: the pod garbage collector (terminated over threshold, orphaned, unscheduled
+//!   terminating).
 
 pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
 pub mod gc;
 pub mod job;
+pub mod namespace;
 pub mod nodelifecycle;
 pub mod pod;
+pub mod podgc;
 pub mod replicaset;
 
 use chrono::{DateTime, Utc};

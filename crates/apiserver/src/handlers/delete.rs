@@ -1,6 +1,6 @@
 //! DELETE of one object and of a collection: preconditions, graceful deletion of bound pods,
 //! finalizers (the object stays with a deletionTimestamp until they are gone), and namespace
-//! termination.
+//! termination (deletionTimestamp + phase Terminating; the namespace controller does the rest).
 
 use super::read::render_one;
 use super::Req;
@@ -152,8 +152,23 @@ pub async fn delete_one(
                     Err(e) => return Err(e.into()),
                 }
             }
-            api.spawn_namespace_cleanup(name.to_string());
-            return Ok((obj, StatusCode::OK));
+            // The namespace controller empties it and removes the `kubernetes` finalizer
+            // (PUT namespaces/NAME/finalize, see write.rs); a later DELETE of a namespace
+            // with no finalizers left removes it, as kube's namespace registry does.
+            if !already || !meta::namespace_finalized(&obj) {
+                return Ok((obj, StatusCode::OK));
+            }
+            match api.store.delete(&key, Some(rev)).await {
+                Ok((r, _)) => {
+                    meta::meta_mut(&mut obj).insert("resourceVersion".into(), json!(r.to_string()));
+                    return Ok((obj, StatusCode::OK));
+                }
+                Err(capstan_store::Error::Conflict { .. }) => continue,
+                Err(capstan_store::Error::NotFound) => {
+                    return Err(ApiError::not_found(served.group, served.plural, name))
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         if !finalizers.is_empty() || pending_grace.is_some() {
             if opts.dry_run {

@@ -382,18 +382,21 @@ where
         if req.dry_run() {
             return Ok(new);
         }
-        // An object being deleted whose last finalizer was just removed goes away now.
-        let written =
-            if meta::deletion_timestamp(&new).is_some() && meta::finalizers(&new).is_empty() {
-                api.store
-                    .delete(&key, Some(old_rev))
-                    .await
-                    .map(|(rev, _)| rev)
-            } else {
-                api.store
-                    .update(&key, codec::encode_stored(&new), old_rev)
-                    .await
-            };
+        // An object being deleted whose last finalizer was just removed goes away now (a
+        // namespace once spec.finalizers is empty too: namespaces/finalize).
+        let written = if meta::deletion_timestamp(&new).is_some()
+            && meta::finalizers(&new).is_empty()
+            && (res.kind != "Namespace" || meta::namespace_finalized(&new))
+        {
+            api.store
+                .delete(&key, Some(old_rev))
+                .await
+                .map(|(rev, _)| rev)
+        } else {
+            api.store
+                .update(&key, codec::encode_stored(&new), old_rev)
+                .await
+        };
         match written {
             Ok(rev) => {
                 meta::meta_mut(&mut new).insert("resourceVersion".into(), json!(rev.to_string()));

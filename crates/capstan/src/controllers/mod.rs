@@ -11,7 +11,9 @@ mod disruption;
 mod expectations;
 mod gc;
 mod job;
+mod namespace;
 mod nodelifecycle;
+mod podgc;
 mod queue;
 mod replicaset;
 mod writes;
@@ -29,20 +31,38 @@ pub const ALL: &[&str] = &[
     "garbagecollector",
     "disruption",
     "nodelifecycle",
+    "namespace",
+    "podgc",
 ];
 
-#[derive(clap::Args, Debug, Clone, Default)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct ControllerFlags {
     /// Run no controllers.
     #[arg(long)]
     pub disable_controllers: bool,
     /// The controllers to run ("*" for all; "-name" leaves one out): replicaset,
     /// replicationcontroller, deployment, daemonset, job, garbagecollector, disruption,
-    /// nodelifecycle.
+    /// nodelifecycle, namespace, podgc.
     #[arg(long, value_delimiter = ',', default_value = "*")]
     pub controllers: Vec<String>,
+    /// Number of terminated pods that can exist before the pod garbage collector starts
+    /// deleting them (oldest first); 0 disables it.
+    #[arg(long, default_value_t = capstan_controllers::podgc::DEFAULT_THRESHOLD,
+        value_parser = clap::value_parser!(i64).range(0..))]
+    pub terminated_pod_gc_threshold: i64,
     #[command(flatten)]
     pub node_lifecycle: nodelifecycle::NodeLifecycleFlags,
+}
+
+impl Default for ControllerFlags {
+    fn default() -> Self {
+        ControllerFlags {
+            disable_controllers: false,
+            controllers: vec!["*".into()],
+            terminated_pod_gc_threshold: capstan_controllers::podgc::DEFAULT_THRESHOLD,
+            node_lifecycle: Default::default(),
+        }
+    }
 }
 
 /// `capstan controller-manager`: the controllers as a process of their own.
@@ -99,6 +119,7 @@ pub fn enabled(flags: &ControllerFlags) -> anyhow::Result<Vec<&'static str>> {
 
 /// Run `names` until the process ends.
 pub async fn run(api: Api, names: Vec<&'static str>, flags: ControllerFlags) {
+    let threshold = flags.terminated_pod_gc_threshold;
     let mut caches = cache::Caches::default();
     for n in &names {
         match *n {
@@ -114,6 +135,8 @@ pub async fn run(api: Api, names: Vec<&'static str>, flags: ControllerFlags) {
             "garbagecollector" => gc::register(&mut caches),
             "disruption" => disruption::register(&mut caches),
             "nodelifecycle" => nodelifecycle::register(&mut caches),
+            "namespace" => namespace::register(&mut caches),
+            "podgc" => podgc::register(&mut caches),
             _ => {}
         }
     }
@@ -132,6 +155,8 @@ pub async fn run(api: Api, names: Vec<&'static str>, flags: ControllerFlags) {
                 "garbagecollector" => gc::run(api, &caches).await,
                 "disruption" => disruption::run(api, &caches).await,
                 "nodelifecycle" => nodelifecycle::run(api, &caches, flags.node_lifecycle).await,
+                "namespace" => namespace::run(api, &caches).await,
+                "podgc" => podgc::run(api, &caches, threshold).await,
                 _ => {}
             }
         }));

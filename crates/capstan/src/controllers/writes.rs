@@ -1,5 +1,5 @@
 //! The controllers' writes: events about an object, deletes with a uid precondition and a
-//! propagation policy, merge patches.
+//! propagation policy, force deletes (grace 0), merge patches.
 
 use capstan_agent::api::Api;
 use capstan_controllers::{name, namespace, uid};
@@ -58,6 +58,24 @@ pub async fn delete(api: &Api, path: &str, uid: &str, propagation: Option<&str>)
         }
         Err(e) => {
             tracing::debug!(error = %e, %path, "controller delete");
+            false
+        }
+    }
+}
+
+/// DELETE `path` with grace 0 (a force delete) if it is still the object with `uid`; true
+/// when deleted or already gone.
+pub async fn force_delete(api: &Api, path: &str, uid: &str) -> bool {
+    let opts = json!({"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0,
+        "preconditions": {"uid": uid}});
+    match api.call("DELETE", path, Some(&opts)).await {
+        Ok(a) if a.code < 300 || a.code == 404 => true,
+        Ok(a) => {
+            tracing::debug!(code = a.code, %path, body = %a.body, "controller force delete refused");
+            false
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, %path, "controller force delete");
             false
         }
     }

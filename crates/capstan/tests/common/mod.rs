@@ -351,6 +351,16 @@ impl Server {
         self.spawn();
     }
 
+    /// kill -9 and start again on the same data dir with other extra flags.
+    pub fn restart_with(&mut self, extra: &[&str]) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.extra = extra.iter().map(|s| s.to_string()).collect();
+        self.spawn();
+    }
+
     pub fn url(&self) -> String {
         format!("https://127.0.0.1:{}", self.port)
     }
