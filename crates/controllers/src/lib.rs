@@ -11,7 +11,10 @@
 //!   with the `foregroundDeletion` or `orphan` finalizer.
 //! * [`job`]: Job (completions, parallelism, backoff, deadline, Indexed, conditions, ttl).
 //! * [`disruption`]: PodDisruptionBudget status.
+//! * [`cronjob`]: CronJob (a Job per due time of the schedule, deadlines, concurrency
+//!   policies, history limits, status, the requeue at the next due time).
 
+pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
