@@ -205,6 +205,9 @@ enum Missed {
     Many,
 }
 
+/// (earliest time considered, most recent due time, how many were missed).
+type Recent = (DateTime<Utc>, Option<DateTime<Utc>>, Missed);
+
 /// kube's mostRecentScheduleTime: (earliest time considered, the most recent due time at or
 /// before now, how many were missed) or the error for a schedule that never fires twice.
 fn most_recent(
@@ -212,7 +215,7 @@ fn most_recent(
     now: DateTime<Utc>,
     sched: &Schedule,
     with_deadline: bool,
-) -> Result<(DateTime<Utc>, Option<DateTime<Utc>>, Missed), String> {
+) -> Result<Recent, String> {
     let mut earliest = t.last.unwrap_or(t.created);
     if let (true, Some(d)) = (with_deadline, t.deadline) {
         earliest = earliest.max(now - Duration::seconds(d));
@@ -468,6 +471,18 @@ pub fn reconcile(
         requeue: next_duration(&after, now, &sched),
     });
     plan
+}
+
+/// When to look at a CronJob whose schedule or timeZone changed (kube's updateCronJob): at
+/// its next due time; None when the schedule does not parse (the sync reports that).
+pub fn next_sync(cj: &Value, now: DateTime<Utc>, local: Zone) -> Option<Duration> {
+    let tz = cj["spec"]["timeZone"].as_str();
+    let mut sched =
+        cron::parse_standard(&cron::format_schedule(str_at(cj, "/spec/schedule"), tz)).ok()?;
+    if sched.zone == Zone::Local {
+        sched.zone = local;
+    }
+    next_duration(&times(cj, &cj["status"]), now, &sched)
 }
 
 /// Whether `want` differs from the CronJob's status.

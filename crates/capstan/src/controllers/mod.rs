@@ -5,6 +5,7 @@
 //! a pure function of capstan-controllers, its writes go through [`writes`].
 
 mod cache;
+mod cronjob;
 mod daemonset;
 mod deployment;
 mod disruption;
@@ -25,6 +26,7 @@ pub const ALL: &[&str] = &[
     "deployment",
     "daemonset",
     "job",
+    "cronjob",
     "garbagecollector",
     "disruption",
 ];
@@ -35,7 +37,7 @@ pub struct ControllerFlags {
     #[arg(long)]
     pub disable_controllers: bool,
     /// The controllers to run ("*" for all; "-name" leaves one out): replicaset,
-    /// replicationcontroller, deployment, daemonset, job, garbagecollector, disruption.
+    /// replicationcontroller, deployment, daemonset, job, cronjob, garbagecollector, disruption.
     #[arg(long, value_delimiter = ',', default_value = "*")]
     pub controllers: Vec<String>,
 }
@@ -79,6 +81,7 @@ pub async fn run(api: Api, names: Vec<&'static str>) {
             "deployment" => deployment::register(&mut caches),
             "daemonset" => daemonset::register(&mut caches),
             "job" => job::register(&mut caches),
+            "cronjob" => cronjob::register(&mut caches),
             "garbagecollector" => gc::register(&mut caches),
             "disruption" => disruption::register(&mut caches),
             _ => {}
@@ -96,6 +99,7 @@ pub async fn run(api: Api, names: Vec<&'static str>) {
                 "deployment" => deployment::run(api, &caches).await,
                 "daemonset" => daemonset::run(api, &caches).await,
                 "job" => job::run(api, &caches).await,
+                "cronjob" => cronjob::run(api, &caches).await,
                 "garbagecollector" => gc::run(api, &caches).await,
                 "disruption" => disruption::run(api, &caches).await,
                 _ => {}
@@ -130,7 +134,7 @@ mod tests {
         );
         assert_eq!(
             enabled(&f(&["*", "-disruption"], false)).unwrap(),
-            &ALL[..6]
+            &ALL[..7]
         );
         assert!(enabled(&f(&["nope"], false)).is_err());
     }

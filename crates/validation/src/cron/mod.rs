@@ -242,7 +242,7 @@ fn descriptor(d: &str) -> Result<Kind, CronError> {
             Some(rest) => {
                 let nanos = parse_go_duration(rest)
                     .map_err(|e| CronError(format!("failed to parse duration {d}: {e}")))?;
-                Kind::Every((nanos / 1_000_000_000).max(1) as i64)
+                Kind::Every((nanos / 1_000_000_000).max(1))
             }
             None => return err(format!("unrecognized descriptor: {d}")),
         },

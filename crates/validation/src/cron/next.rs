@@ -131,7 +131,7 @@ fn next_in<T: TimeZone>(s: &Spec, t: DateTime<Utc>, tz: &T) -> Option<DateTime<U
                     0,
                 );
             }
-            t = t + Duration::hours(1);
+            t += Duration::hours(1);
             if t.hour() == 0 {
                 continue 'wrap;
             }
@@ -141,7 +141,7 @@ fn next_in<T: TimeZone>(s: &Spec, t: DateTime<Utc>, tz: &T) -> Option<DateTime<U
                 added = true;
                 t = truncate(tz, &t, 60);
             }
-            t = t + Duration::minutes(1);
+            t += Duration::minutes(1);
             if t.minute() == 0 {
                 continue 'wrap;
             }
@@ -151,7 +151,7 @@ fn next_in<T: TimeZone>(s: &Spec, t: DateTime<Utc>, tz: &T) -> Option<DateTime<U
                 added = true;
                 t = truncate(tz, &t, 1);
             }
-            t = t + Duration::seconds(1);
+            t += Duration::seconds(1);
             if t.second() == 0 {
                 continue 'wrap;
             }
