@@ -17,7 +17,10 @@
 //!   the `kubernetes` finalizer).
 //! * [`podgc`]: the pod garbage collector (terminated over threshold, orphaned, unscheduled
 //!   terminating).
+//! * [`cronjob`]: CronJob (a Job per due time of the schedule, deadlines, concurrency
+//!   policies, history limits, status, the requeue at the next due time).
 
+pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
 pub mod disruption;

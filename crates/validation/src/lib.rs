@@ -170,14 +170,14 @@ pub fn validate_semantics(
     if let Some(old) = old {
         meta::validate_object_meta_update(meta, get(old, "metadata"), &mut errs);
     }
-    validate_kind(res, obj, &mut errs);
+    validate_kind(res, obj, old, &mut errs);
     if let Some(old) = old {
         validate_kind_update(res, obj, old, &mut errs);
     }
     errs
 }
 
-fn validate_kind(res: &Resource, obj: &Value, errs: &mut Vec<FieldError>) {
+fn validate_kind(res: &Resource, obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldError>) {
     match (res.group, res.kind) {
         ("", "Pod") => pod::validate_pod_spec(get(obj, "spec"), "spec", errs),
         ("", "Service") => service::validate_service(obj, errs),
@@ -192,7 +192,7 @@ fn validate_kind(res: &Resource, obj: &Value, errs: &mut Vec<FieldError>) {
         ("apps", "DaemonSet") => workloads::validate_daemon_set(obj, errs),
         ("apps", "StatefulSet") => workloads::validate_stateful_set(obj, errs),
         ("batch", "Job") => workloads::validate_job(obj, errs),
-        ("batch", "CronJob") => workloads::validate_cron_job(obj, errs),
+        ("batch", "CronJob") => workloads::validate_cron_job(obj, old, errs),
         ("autoscaling", "HorizontalPodAutoscaler") => hpa::validate_hpa(obj, res.version, errs),
         ("policy", "PodDisruptionBudget") => other::validate_pdb(obj, errs),
         ("scheduling.k8s.io", "PriorityClass") => other::validate_priority_class(obj, errs),

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::cron::parse_schedule;
+use crate::cron::{load_location, parse_schedule};
 use crate::errors::{child, FieldError};
 use crate::meta::{selector_is_empty, selector_matches, validate_label_selector, validate_labels};
 use crate::pod::{strip_nulls, validate_pod_template};
@@ -347,7 +347,7 @@ pub(crate) fn validate_job(job: &Value, errs: &mut Errs) {
     validate_job_spec(get(job, "spec"), "spec", true, errs);
 }
 
-pub(crate) fn validate_cron_job(cj: &Value, errs: &mut Errs) {
+pub(crate) fn validate_cron_job(cj: &Value, old: Option<&Value>, errs: &mut Errs) {
     let name = sd(get(cj, "metadata"), "name");
     if name.len() > 52 {
         errs.push(FieldError::invalid(
@@ -357,17 +357,20 @@ pub(crate) fn validate_cron_job(cj: &Value, errs: &mut Errs) {
         ));
     }
     let spec = get(cj, "spec");
+    let old_spec = old.map(|o| get(o, "spec"));
     let sched = sd(spec, "schedule");
+    let tz = spec.get("timeZone").and_then(Value::as_str);
     if sched.is_empty() {
         errs.push(FieldError::required("spec.schedule", ""));
-    } else if sched.contains("TZ") {
-        errs.push(FieldError::invalid(
-            "spec.schedule",
-            sched,
-            "cannot use TZ or CRON_TZ in schedule, use timeZone field instead",
-        ));
-    } else if let Err(e) = parse_schedule(sched) {
-        errs.push(FieldError::invalid("spec.schedule", sched, &e.to_string()));
+    } else {
+        // An update may keep a TZ the old schedule already had (kube's allowTZInSchedule).
+        let allow_tz = old_spec.is_some_and(|o| sd(o, "schedule").contains("TZ"));
+        validate_schedule(sched, allow_tz, tz.is_some(), errs);
+    }
+    if old_spec.is_none_or(|o| o.get("timeZone").and_then(Value::as_str) != tz) {
+        if let Some(tz) = tz {
+            validate_time_zone(tz, errs);
+        }
     }
     match sd(spec, "concurrencyPolicy") {
         "Allow" | "Forbid" | "Replace" => {}
@@ -393,6 +396,62 @@ pub(crate) fn validate_cron_job(cj: &Value, errs: &mut Errs) {
         errs,
     );
     validate_job_spec(get(jt, "spec"), "spec.jobTemplate.spec", false, errs);
+}
+
+/// kube's validateScheduleFormat: robfig's ParseStandard, then the TZ rules.
+fn validate_schedule(sched: &str, allow_tz: bool, has_time_zone: bool, errs: &mut Errs) {
+    if let Err(e) = parse_schedule(sched) {
+        errs.push(FieldError::invalid("spec.schedule", sched, &e.to_string()));
+    }
+    if sched.contains("TZ") {
+        if !allow_tz {
+            errs.push(FieldError::invalid(
+                "spec.schedule",
+                sched,
+                "cannot use TZ or CRON_TZ in schedule, use timeZone field instead",
+            ));
+        } else if has_time_zone {
+            errs.push(FieldError::invalid(
+                "spec.schedule",
+                sched,
+                "cannot use both timeZone field and TZ or CRON_TZ in schedule",
+            ));
+        }
+    }
+}
+
+/// kube's validateTimeZone: an explicit IANA name that loads.
+fn validate_time_zone(tz: &str, errs: &mut Errs) {
+    const F: &str = "spec.timeZone";
+    if tz.is_empty() {
+        errs.push(FieldError::invalid(F, tz, "unknown time zone"));
+        return;
+    }
+    if tz.eq_ignore_ascii_case("Local") {
+        errs.push(FieldError::invalid(
+            F,
+            tz,
+            "timeZone must be an explicit time zone as defined in https://www.iana.org/time-zones",
+        ));
+    }
+    if let Err(e) = load_location(tz) {
+        errs.push(FieldError::invalid(F, tz, &e));
+    }
+    let part_ok = |p: &str| {
+        p != "."
+            && p != ".."
+            && !p.starts_with('-')
+            && (1..=14).contains(&p.len())
+            && p.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-+".contains(&b))
+    };
+    if !tz.split('/').all(part_ok) {
+        errs.push(FieldError::invalid(
+            F,
+            tz,
+            "must be a valid time zone name as defined in https://www.iana.org/time-zones",
+        ));
+    }
 }
 
 /// Update rules: apps/v1 selectors and Job selectors/templates are immutable; StatefulSet

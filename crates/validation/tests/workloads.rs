@@ -274,6 +274,84 @@ fn job_table() {
     );
 }
 
+fn with_tz(mut cj: Value, tz: &str) -> Value {
+    set(&mut cj, "/spec/timeZone", json!(tz));
+    cj
+}
+
+fn cron(sched: &str) -> Value {
+    json!({"metadata": {"name": "hello", "namespace": "d"}, "spec": {"schedule": sched,
+        "jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "busybox"}], "restartPolicy": "OnFailure"}}}}}})
+}
+
+#[test]
+fn cron_job_messages() {
+    let cases: Vec<(Value, Vec<&str>)> = vec![
+        (
+            cron("every minute"),
+            vec!["spec.schedule: Invalid value: \"every minute\": expected exactly 5 fields, found 2: [every minute]"],
+        ),
+        (
+            cron("61 * * * *"),
+            vec!["spec.schedule: Invalid value: \"61 * * * *\": end of range (61) above maximum (59): 61"],
+        ),
+        (
+            cron("@fortnightly"),
+            vec!["spec.schedule: Invalid value: \"@fortnightly\": unrecognized descriptor: @fortnightly"],
+        ),
+        (
+            cron("TZ=UTC 0 * * * *"),
+            vec!["spec.schedule: Invalid value: \"TZ=UTC 0 * * * *\": cannot use TZ or CRON_TZ in schedule, use timeZone field instead"],
+        ),
+        (
+            cron("CRON_TZ=Nope 0 * * * *"),
+            vec![
+                "spec.schedule: Invalid value: \"CRON_TZ=Nope 0 * * * *\": provided bad location Nope: unknown time zone Nope",
+                "spec.schedule: Invalid value: \"CRON_TZ=Nope 0 * * * *\": cannot use TZ or CRON_TZ in schedule, use timeZone field instead",
+            ],
+        ),
+        (
+            with_tz(cron("0 9 * * *"), "Mars/Olympus"),
+            vec!["spec.timeZone: Invalid value: \"Mars/Olympus\": unknown time zone Mars/Olympus"],
+        ),
+        (
+            with_tz(cron("0 9 * * *"), ""),
+            vec!["spec.timeZone: Invalid value: \"\": unknown time zone"],
+        ),
+        (
+            with_tz(cron("0 9 * * *"), "Local"),
+            vec!["spec.timeZone: Invalid value: \"Local\": timeZone must be an explicit time zone as defined in https://www.iana.org/time-zones"],
+        ),
+    ];
+    for (obj, want) in cases {
+        let got: Vec<String> = create("batch/v1", "CronJob", obj.clone())
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        assert_eq!(got, want, "{obj}");
+    }
+}
+
+#[test]
+fn cron_job_update_keeps_tz() {
+    let old = cron("TZ=UTC 0 * * * *");
+    // kube validates stored objects that predate the rule: TZ may stay on update...
+    assert!(update("batch/v1", "CronJob", old.clone(), cron("TZ=UTC 5 * * * *")).is_empty());
+    // ...but not together with timeZone.
+    assert_eq!(
+        fields(&update(
+            "batch/v1",
+            "CronJob",
+            old,
+            with_tz(cron("TZ=UTC 5 * * * *"), "UTC")
+        )),
+        vec!["spec.schedule"]
+    );
+    // An unchanged (stored) unknown time zone is not re-checked.
+    let bad = with_tz(cron("0 * * * *"), "Gone/Zone");
+    assert!(update("batch/v1", "CronJob", bad.clone(), bad).is_empty());
+}
+
 #[test]
 fn cron_job_table() {
     let cj = |sched: &str| {
@@ -290,6 +368,39 @@ fn cron_job_table() {
         ),
         ("empty", cj(""), vec![("spec.schedule", REQ)]),
         ("tz", cj("TZ=UTC 0 * * * *"), vec![("spec.schedule", INV)]),
+        (
+            "bad tz prefix",
+            cj("TZ=Bad/Zone 0 * * * *"),
+            vec![("spec.schedule", INV), ("spec.schedule", INV)],
+        ),
+        ("names and steps", cj("*/10 9-17 ? JAN-Dec mon-FRI"), vec![]),
+        ("every", cj("@every 1h30m"), vec![]),
+        (
+            "out of range",
+            cj("0 0 * * 7"),
+            vec![("spec.schedule", INV)],
+        ),
+        ("time zone", with_tz(cj("0 9 * * *"), "Asia/Tokyo"), vec![]),
+        (
+            "unknown time zone",
+            with_tz(cj("0 9 * * *"), "Mars/Olympus"),
+            vec![("spec.timeZone", INV)],
+        ),
+        (
+            "empty time zone",
+            with_tz(cj("0 9 * * *"), ""),
+            vec![("spec.timeZone", INV)],
+        ),
+        (
+            "local time zone",
+            with_tz(cj("0 9 * * *"), "Local"),
+            vec![("spec.timeZone", INV)],
+        ),
+        (
+            "long time zone part",
+            with_tz(cj("0 9 * * *"), "America/Somewhere_Far_Away"),
+            vec![("spec.timeZone", INV), ("spec.timeZone", INV)],
+        ),
         (
             "long name",
             {

@@ -5,6 +5,7 @@
 //! a pure function of capstan-controllers, its writes go through [`writes`].
 
 mod cache;
+mod cronjob;
 mod daemonset;
 mod deployment;
 mod disruption;
@@ -28,6 +29,7 @@ pub const ALL: &[&str] = &[
     "deployment",
     "daemonset",
     "job",
+    "cronjob",
     "garbagecollector",
     "disruption",
     "nodelifecycle",
@@ -41,7 +43,7 @@ pub struct ControllerFlags {
     #[arg(long)]
     pub disable_controllers: bool,
     /// The controllers to run ("*" for all; "-name" leaves one out): replicaset,
-    /// replicationcontroller, deployment, daemonset, job, garbagecollector, disruption,
+    /// replicationcontroller, deployment, daemonset, job, cronjob, garbagecollector, disruption,
     /// nodelifecycle, namespace, podgc.
     #[arg(long, value_delimiter = ',', default_value = "*")]
     pub controllers: Vec<String>,
@@ -132,6 +134,7 @@ pub async fn run(api: Api, names: Vec<&'static str>, flags: ControllerFlags) {
             "deployment" => deployment::register(&mut caches),
             "daemonset" => daemonset::register(&mut caches),
             "job" => job::register(&mut caches),
+            "cronjob" => cronjob::register(&mut caches),
             "garbagecollector" => gc::register(&mut caches),
             "disruption" => disruption::register(&mut caches),
             "nodelifecycle" => nodelifecycle::register(&mut caches),
@@ -152,6 +155,7 @@ pub async fn run(api: Api, names: Vec<&'static str>, flags: ControllerFlags) {
                 "deployment" => deployment::run(api, &caches).await,
                 "daemonset" => daemonset::run(api, &caches).await,
                 "job" => job::run(api, &caches).await,
+                "cronjob" => cronjob::run(api, &caches).await,
                 "garbagecollector" => gc::run(api, &caches).await,
                 "disruption" => disruption::run(api, &caches).await,
                 "nodelifecycle" => nodelifecycle::run(api, &caches, flags.node_lifecycle).await,
