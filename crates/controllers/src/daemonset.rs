@@ -197,13 +197,19 @@ fn max_unavailable(ds: &Value, desired: i64) -> i64 {
 }
 
 /// One sync of `ds` against all nodes and the pods of its namespace.
-pub fn reconcile(ds: &Value, nodes: &[Value], pods: &[Value], now: DateTime<Utc>) -> Plan {
+pub fn reconcile<P: std::borrow::Borrow<Value>>(
+    ds: &Value,
+    nodes: &[Value],
+    pods: &[P],
+    now: DateTime<Utc>,
+) -> Plan {
     let mut plan = Plan::default();
     let me = uid(ds);
     let hash = template_hash(ds);
     let min_ready = ds["spec"]["minReadySeconds"].as_i64().unwrap_or(0);
     let mut by_node: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
     for p in pods {
+        let p = p.borrow();
         if controller_ref(p).is_some_and(|r| r["uid"] == me) && pod::active(p) {
             by_node.entry(pod_node(p)).or_default().push(p);
         }

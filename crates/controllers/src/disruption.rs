@@ -2,7 +2,7 @@
 //! controllers' scale, desired and current healthy pods, disruptions allowed, the
 //! DisruptionAllowed condition, and the disruptedPods the Eviction API recorded.
 
-use crate::{controller_ref, deleting, labels, name, pod, selector, time_at};
+use crate::{controller_ref, deleting, name, pod, selector, time_at};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
@@ -13,11 +13,14 @@ pub type ScaleOf<'a> = dyn Fn(&Value) -> Result<(String, i64), String> + 'a;
 pub const DELETION_TIMEOUT_SECS: i64 = 120;
 
 /// The pods of the PDB's namespace its selector picks (null selects none, `{}` all).
-pub fn selected<'a>(pdb: &Value, pods: &'a [Value]) -> Vec<&'a Value> {
+pub fn selected<'a, P: std::borrow::Borrow<Value>>(pdb: &Value, pods: &'a [P]) -> Vec<&'a Value> {
     let Some(sel) = pdb.pointer("/spec/selector").and_then(selector) else {
         return Vec::new();
     };
-    pods.iter().filter(|p| sel.matches(&labels(p))).collect()
+    pods.iter()
+        .map(|p| p.borrow())
+        .filter(|p| sel.matches(crate::labels_ref(p)))
+        .collect()
 }
 
 /// `value` (an IntOrString) against `total`, percentages rounded up.
@@ -90,7 +93,12 @@ fn condition(
 }
 
 /// The status `pdb` should have, given the pods of its namespace.
-pub fn status(pdb: &Value, pods: &[Value], scale: &ScaleOf<'_>, now: DateTime<Utc>) -> Value {
+pub fn status<P: std::borrow::Borrow<Value>>(
+    pdb: &Value,
+    pods: &[P],
+    scale: &ScaleOf<'_>,
+    now: DateTime<Utc>,
+) -> Value {
     let generation = pdb
         .pointer("/metadata/generation")
         .cloned()

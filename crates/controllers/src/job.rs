@@ -152,7 +152,11 @@ fn cond(ty: &str, reason: &str, msg: &str, now: DateTime<Utc>) -> Value {
 }
 
 /// One sync of `job` against the pods of its namespace.
-pub fn reconcile(job: &Value, pods: &[Value], now: DateTime<Utc>) -> Plan {
+pub fn reconcile<P: std::borrow::Borrow<Value>>(
+    job: &Value,
+    pods: &[P],
+    now: DateTime<Utc>,
+) -> Plan {
     let mut plan = Plan {
         status: job["status"].clone(),
         ..Plan::default()
@@ -179,6 +183,7 @@ pub fn reconcile(job: &Value, pods: &[Value], now: DateTime<Utc>) -> Plan {
     let me = uid(job);
     let owned: Vec<&Value> = pods
         .iter()
+        .map(|p| p.borrow())
         .filter(|p| controller_ref(p).is_some_and(|r| r["uid"] == me))
         .collect();
     let active: Vec<&Value> = owned.iter().copied().filter(|p| pod::active(p)).collect();

@@ -95,6 +95,14 @@ pub fn selector(v: &Value) -> Option<capstan_printers::LabelSelector> {
     capstan_printers::LabelSelector::from_json(v).ok()
 }
 
+/// The object's labels, borrowed (an empty map when it has none).
+pub fn labels_ref(v: &Value) -> &serde_json::Map<String, Value> {
+    static EMPTY: std::sync::OnceLock<serde_json::Map<String, Value>> = std::sync::OnceLock::new();
+    v.pointer("/metadata/labels")
+        .and_then(Value::as_object)
+        .unwrap_or_else(|| EMPTY.get_or_init(serde_json::Map::new))
+}
+
 pub fn labels(v: &Value) -> serde_json::Map<String, Value> {
     v.pointer("/metadata/labels")
         .and_then(Value::as_object)

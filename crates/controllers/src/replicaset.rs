@@ -1,7 +1,7 @@
 //! ReplicaSet and ReplicationController (kube's pkg/controller/replicaset): which pods to
 //! adopt and release, how many to create, which to delete, and the status to report.
 
-use crate::{controller_ref, deleting, labels, name, pod, selector, uid};
+use crate::{controller_ref, deleting, labels_ref, name, pod, selector, uid};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
@@ -104,7 +104,13 @@ pub fn slow_start_batches(n: usize) -> Vec<usize> {
 }
 
 /// One sync of `rs` against the pods of its namespace.
-pub fn reconcile(rs: &Value, kind: Kind, pods: &[Value], now: DateTime<Utc>) -> Plan {
+/// (`pods` as values or shared: `Arc<Value>` from a cache.)
+pub fn reconcile<P: std::borrow::Borrow<Value>>(
+    rs: &Value,
+    kind: Kind,
+    pods: &[P],
+    now: DateTime<Utc>,
+) -> Plan {
     let mut plan = Plan::default();
     let Some(sel) = label_selector(rs, kind) else {
         plan.status = rs["status"].clone();
@@ -113,7 +119,8 @@ pub fn reconcile(rs: &Value, kind: Kind, pods: &[Value], now: DateTime<Utc>) -> 
     let me = uid(rs);
     let mut owned: Vec<&Value> = Vec::new();
     for p in pods {
-        let matches = !sel.is_empty() && sel.matches(&labels(p));
+        let p = p.borrow();
+        let matches = !sel.is_empty() && sel.matches(labels_ref(p));
         match controller_ref(p) {
             Some(r) if r["uid"] == me => {
                 if matches {
@@ -160,7 +167,7 @@ fn status(rs: &Value, owned: &[&Value], now: DateTime<Utc>) -> Value {
     let fully = active
         .iter()
         .filter(|p| {
-            let l = labels(p);
+            let l = labels_ref(p);
             template_labels.iter().all(|(k, v)| l.get(k) == Some(v))
         })
         .count();

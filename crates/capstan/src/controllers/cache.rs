@@ -79,6 +79,18 @@ impl Cache {
         self.list(|v| capstan_controllers::namespace(v) == ns)
     }
 
+    /// The objects of `ns`, shared with the cache (no copy: a sync of a ReplicaSet with
+    /// 10,000 pods reads them where they are).
+    pub fn in_namespace_shared(&self, ns: &str) -> Vec<Arc<Value>> {
+        self.objects
+            .read()
+            .unwrap()
+            .values()
+            .filter(|v| capstan_controllers::namespace(v) == ns)
+            .cloned()
+            .collect()
+    }
+
     /// Wait for the first list.
     pub async fn wait_synced(&self) {
         let mut rx = self.synced.subscribe();

@@ -105,13 +105,12 @@ impl Controller {
             return None;
         };
         let ns = namespace(&ds).to_string();
-        let pods = self.pods.in_namespace(&ns);
+        let pods = self.pods.in_namespace_shared(&ns);
         let ds_uid = uid(&ds).to_string();
-        let seen = |node: &str, pods: &[Value]| {
-            pods.iter().any(|p| {
-                controller_ref(p).is_some_and(|r| r["uid"] == ds_uid.as_str())
-                    && daemonset::pod_node(p) == node
-            })
+        let seen = |p: &Value| {
+            controller_ref(p)
+                .is_some_and(|r| r["uid"] == ds_uid.as_str())
+                .then(|| daemonset::pod_node(p))
         };
         if !self.expect.satisfied(k, &pods, seen) {
             return Some(Duration::from_secs(1));

@@ -122,7 +122,7 @@ impl Ctl {
     async fn sync(&self, k: &str) -> Option<Duration> {
         let pdb = self.pdbs.get(k)?;
         let ns = namespace(&pdb).to_string();
-        let pods = self.pods.in_namespace(&ns);
+        let pods = self.pods.in_namespace_shared(&ns);
         let want = disruption::status(&pdb, &pods, &|p| self.scale(p), chrono::Utc::now());
         // disruptedPods entries expire: look again.
         let again = want.get("disruptedPods").map(|_| Duration::from_secs(5));

@@ -3,6 +3,7 @@
 //! sync create or delete twice. An expectation older than 60 s is dropped.
 
 use serde_json::Value;
+use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -20,21 +21,29 @@ struct Expect {
 pub struct Expectations(Mutex<HashMap<String, Expect>>);
 
 impl Expectations {
-    /// Whether what the last sync of `k` did has reached `pods`; `seen(id, pods)` says whether
-    /// a created id shows.
-    pub fn satisfied(
+    /// Whether what the last sync of `k` did has reached `pods`; `id_of(pod)` is the id a
+    /// created pod shows under (one pass over the pods, only while something is expected).
+    pub fn satisfied<P: Borrow<Value>>(
         &self,
         k: &str,
-        pods: &[Value],
-        seen: impl Fn(&str, &[Value]) -> bool,
+        pods: &[P],
+        id_of: impl Fn(&Value) -> Option<String>,
     ) -> bool {
         let mut g = self.0.lock().unwrap();
         let Some(e) = g.get_mut(k) else { return true };
-        e.created.retain(|id| !seen(id, pods));
-        e.deleted.retain(|u| {
-            pods.iter()
-                .any(|p| capstan_controllers::uid(p) == u && !capstan_controllers::deleting(p))
-        });
+        if !e.created.is_empty() {
+            let ids: HashSet<String> = pods.iter().filter_map(|p| id_of(p.borrow())).collect();
+            e.created.retain(|id| !ids.contains(id));
+        }
+        if !e.deleted.is_empty() {
+            let live: HashSet<&str> = pods
+                .iter()
+                .map(|p| p.borrow())
+                .filter(|p| !capstan_controllers::deleting(p))
+                .map(capstan_controllers::uid)
+                .collect();
+            e.deleted.retain(|u| live.contains(u.as_str()));
+        }
         let expired = e.at.is_some_and(|t| t.elapsed() > Duration::from_secs(60));
         if (e.created.is_empty() && e.deleted.is_empty()) || expired {
             g.remove(k);
@@ -75,6 +84,6 @@ impl Expectations {
 }
 
 /// For pods identified by name (ReplicaSet, Job).
-pub fn named(id: &str, pods: &[Value]) -> bool {
-    pods.iter().any(|p| capstan_controllers::name(p) == id)
+pub fn named(p: &Value) -> Option<String> {
+    Some(capstan_controllers::name(p).to_string())
 }

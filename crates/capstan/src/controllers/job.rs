@@ -86,7 +86,7 @@ impl Controller {
             return None;
         };
         let ns = namespace(&j).to_string();
-        let pods = self.pods.in_namespace(&ns);
+        let pods = self.pods.in_namespace_shared(&ns);
         if !self.expect.satisfied(k, &pods, named) {
             return Some(Duration::from_secs(1));
         }

@@ -110,7 +110,7 @@ impl Controller {
             return None;
         };
         let ns = namespace(&rs).to_string();
-        let pods = self.pods.in_namespace(&ns);
+        let pods = self.pods.in_namespace_shared(&ns);
         if !self.expect.satisfied(k, &pods, named) {
             return Some(Duration::from_secs(1));
         }
@@ -166,32 +166,32 @@ impl Controller {
             let calls = (0..batch).map(|_| self.api.call("POST", &path, Some(&template)));
             let answers = futures::future::join_all(calls).await;
             let mut failed = false;
+            let mut events = Vec::new();
             for a in answers {
                 match a {
                     Ok(a) if a.code == 201 || a.code == 200 => {
                         let pod_name = name(&a.body).to_string();
                         self.expect.created(k, &pod_name);
-                        self.event(
-                            rs,
+                        events.push((
                             false,
                             "SuccessfulCreate",
-                            &format!("Created pod: {pod_name}"),
-                        )
-                        .await;
+                            format!("Created pod: {pod_name}"),
+                        ));
                     }
                     Ok(a) => {
                         failed = true;
                         let msg = a.body["message"].as_str().unwrap_or("").to_string();
-                        self.event(rs, true, "FailedCreate", &format!("Error creating: {msg}"))
-                            .await;
+                        events.push((true, "FailedCreate", format!("Error creating: {msg}")));
                     }
                     Err(e) => {
                         failed = true;
-                        self.event(rs, true, "FailedCreate", &format!("Error creating: {e}"))
-                            .await;
+                        events.push((true, "FailedCreate", format!("Error creating: {e}")));
                     }
                 }
             }
+            // The batch's events together, not one round trip after another.
+            futures::future::join_all(events.iter().map(|(w, r, m)| self.event(rs, *w, r, m)))
+                .await;
             if failed {
                 break;
             }
@@ -207,19 +207,20 @@ impl Controller {
             let path = object_path(pods_res, namespace(p), name(p));
             (p, writes::delete(&self.api, &path, uid(p), None).await)
         });
+        let mut deleted = Vec::new();
         for (p, ok) in futures::future::join_all(calls).await {
             if ok {
-                self.event(
-                    rs,
-                    false,
-                    "SuccessfulDelete",
-                    &format!("Deleted pod: {}", name(p)),
-                )
-                .await;
+                deleted.push(format!("Deleted pod: {}", name(p)));
             } else {
                 self.expect.not_deleted(k, uid(p));
             }
         }
+        futures::future::join_all(
+            deleted
+                .iter()
+                .map(|m| self.event(rs, false, "SuccessfulDelete", m)),
+        )
+        .await;
     }
 
     async fn event(&self, rs: &Value, warning: bool, reason: &str, msg: &str) {
