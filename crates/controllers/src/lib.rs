@@ -11,6 +11,8 @@
 //!   with the `foregroundDeletion` or `orphan` finalizer.
 //! * [`job`]: Job (completions, parallelism, backoff, deadline, Indexed, conditions, ttl).
 //! * [`disruption`]: PodDisruptionBudget status.
+//! * [`statefulset`]: StatefulSet (ordered pods with stable names, ControllerRevisions,
+//!   RollingUpdate with partition, OnDelete, claims, status).
 
 pub mod daemonset;
 pub mod deployment;
@@ -19,6 +21,7 @@ pub mod gc;
 pub mod job;
 pub mod pod;
 pub mod replicaset;
+pub mod statefulset;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
