@@ -155,7 +155,7 @@ pub fn reconcile(
             None => {}
         }
     }
-    condemned.sort_by(|a, b| b.0.cmp(&a.0));
+    condemned.sort_by_key(|c| std::cmp::Reverse(c.0));
     claim_refs(sts, &slots, &condemned, claims, &mut plan);
     let monotonic = ordered_ready(sts);
     let min_ready = sts["spec"]["minReadySeconds"].as_i64().unwrap_or(0);
@@ -239,7 +239,10 @@ pub fn reconcile(
     if !blocked && rolling(sts) {
         update(sts, &slots, upd_name, &mut plan);
     }
-    let (ready, avail) = (&plan.status["readyReplicas"], &plan.status["availableReplicas"]);
+    let (ready, avail) = (
+        &plan.status["readyReplicas"],
+        &plan.status["availableReplicas"],
+    );
     if min_ready > 0 && ready != avail {
         plan.requeue_after = Some(min_ready);
     }
@@ -286,10 +289,11 @@ fn update(sts: &Value, slots: &[Option<&Value>], upd: &str, plan: &mut Plan) {
 fn missing_claims(sts: &Value, ordinal: i64, claims: &[Value], plan: &mut Plan) {
     for t in identity::claim_templates(sts) {
         let n = identity::claim_name(sts, &t, ordinal);
-        let exists = claims.iter().any(|c| name(c) == n)
-            || plan.create_claims.iter().any(|c| name(c) == n);
+        let exists =
+            claims.iter().any(|c| name(c) == n) || plan.create_claims.iter().any(|c| name(c) == n);
         if !exists {
-            plan.create_claims.push(identity::new_claim(sts, &t, ordinal));
+            plan.create_claims
+                .push(identity::new_claim(sts, &t, ordinal));
         }
     }
 }

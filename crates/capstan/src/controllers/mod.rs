@@ -13,6 +13,7 @@ mod gc;
 mod job;
 mod queue;
 mod replicaset;
+mod statefulset;
 mod writes;
 
 use capstan_agent::api::Api;
@@ -24,6 +25,7 @@ pub const ALL: &[&str] = &[
     "replicationcontroller",
     "deployment",
     "daemonset",
+    "statefulset",
     "job",
     "garbagecollector",
     "disruption",
@@ -35,7 +37,7 @@ pub struct ControllerFlags {
     #[arg(long)]
     pub disable_controllers: bool,
     /// The controllers to run ("*" for all; "-name" leaves one out): replicaset,
-    /// replicationcontroller, deployment, daemonset, job, garbagecollector, disruption.
+    /// replicationcontroller, deployment, daemonset, statefulset, job, garbagecollector, disruption.
     #[arg(long, value_delimiter = ',', default_value = "*")]
     pub controllers: Vec<String>,
 }
@@ -78,6 +80,7 @@ pub async fn run(api: Api, names: Vec<&'static str>) {
             }
             "deployment" => deployment::register(&mut caches),
             "daemonset" => daemonset::register(&mut caches),
+            "statefulset" => statefulset::register(&mut caches),
             "job" => job::register(&mut caches),
             "garbagecollector" => gc::register(&mut caches),
             "disruption" => disruption::register(&mut caches),
@@ -95,6 +98,7 @@ pub async fn run(api: Api, names: Vec<&'static str>) {
                 }
                 "deployment" => deployment::run(api, &caches).await,
                 "daemonset" => daemonset::run(api, &caches).await,
+                "statefulset" => statefulset::run(api, &caches).await,
                 "job" => job::run(api, &caches).await,
                 "garbagecollector" => gc::run(api, &caches).await,
                 "disruption" => disruption::run(api, &caches).await,
@@ -130,7 +134,7 @@ mod tests {
         );
         assert_eq!(
             enabled(&f(&["*", "-disruption"], false)).unwrap(),
-            &ALL[..6]
+            &ALL[..7]
         );
         assert!(enabled(&f(&["nope"], false)).is_err());
     }

@@ -130,7 +130,12 @@ fn policy(sts: &Value, when: &str) -> bool {
 /// updateClaimOwnerRefForSetAndPod): the set's when whenDeleted is Delete (unless scaled down
 /// with whenScaled Delete), the pod's when scaled down with whenScaled Delete; other owners
 /// kept.
-pub fn claim_owner_refs(sts: &Value, claim: &Value, pod: Option<&Value>, ordinal: i64) -> Vec<Value> {
+pub fn claim_owner_refs(
+    sts: &Value,
+    claim: &Value,
+    pod: Option<&Value>,
+    ordinal: i64,
+) -> Vec<Value> {
     let scaled_down = ordinal < start(sts) || ordinal >= start(sts) + replicas(sts);
     let (del, scale) = (policy(sts, "whenDeleted"), policy(sts, "whenScaled"));
     let want_set = del && !(scale && scaled_down);
@@ -142,8 +147,10 @@ pub fn claim_owner_refs(sts: &Value, claim: &Value, pod: Option<&Value>, ordinal
         .cloned()
         .collect();
     if want_set {
-        refs.push(json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "name": name(sts),
-            "uid": uid(sts)}));
+        refs.push(
+            json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "name": name(sts),
+            "uid": uid(sts)}),
+        );
     }
     if let (true, Some(p)) = (want_pod, pod) {
         refs.push(json!({"apiVersion": "v1", "kind": "Pod", "name": name(p), "uid": uid(p)}));

@@ -146,7 +146,10 @@ pub fn choose(sts: &Value, owned: &[Value]) -> Revisions {
     let collision_count = sts["status"]["collisionCount"].as_i64().unwrap_or(0);
     let next = owned.iter().map(number).max().unwrap_or(0) + 1;
     let fresh = new_revision(sts, next, collision_count);
-    let equal: Vec<&Value> = owned.iter().filter(|r| r["data"] == fresh["data"]).collect();
+    let equal: Vec<&Value> = owned
+        .iter()
+        .filter(|r| r["data"] == fresh["data"])
+        .collect();
     let (mut update, mut create, mut renumber) = (fresh.clone(), None, None);
     match equal.last() {
         Some(e) if owned.last().is_some_and(|l| name(l) == name(e)) => update = (*e).clone(),
@@ -174,8 +177,16 @@ pub fn choose(sts: &Value, owned: &[Value]) -> Revisions {
 
 /// kube's truncateHistory: the revisions no pod, nor the current or update revision, uses,
 /// beyond revisionHistoryLimit (default 10), oldest first.
-pub fn prune(sts: &Value, owned: &[Value], revs: &Revisions, pod_revisions: &[&str]) -> Vec<String> {
-    let limit = sts["spec"]["revisionHistoryLimit"].as_i64().unwrap_or(10).max(0) as usize;
+pub fn prune(
+    sts: &Value,
+    owned: &[Value],
+    revs: &Revisions,
+    pod_revisions: &[&str],
+) -> Vec<String> {
+    let limit = sts["spec"]["revisionHistoryLimit"]
+        .as_i64()
+        .unwrap_or(10)
+        .max(0) as usize;
     let mut live: HashSet<&str> = pod_revisions.iter().copied().collect();
     live.insert(name(&revs.current));
     live.insert(name(&revs.update));

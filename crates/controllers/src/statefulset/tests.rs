@@ -167,7 +167,11 @@ fn ordering_and_scaling_table() {
         }
         let r = rev_of(&s, 1);
         let s = with_current(s, &r);
-        let pods: Vec<Value> = c.pods.iter().map(|(o, st)| pod_at(&s, *o, &r, st)).collect();
+        let pods: Vec<Value> = c
+            .pods
+            .iter()
+            .map(|(o, st)| pod_at(&s, *o, &r, st))
+            .collect();
         let plan = reconcile(&s, &pods, std::slice::from_ref(&r), &[], now());
         assert_eq!(names(&plan.create), c.create, "{}", c.what);
         let del: Vec<String> = deleted(&plan).into_iter().map(|d| d.0).collect();
@@ -199,7 +203,10 @@ fn new_pod_identity_and_claims() {
     assert_eq!(p["spec"]["hostname"], "web-5");
     assert_eq!(p["spec"]["subdomain"], "nginx");
     assert_eq!(p["metadata"]["ownerReferences"][0]["controller"], true);
-    assert_eq!(p["metadata"]["ownerReferences"][0]["blockOwnerDeletion"], true);
+    assert_eq!(
+        p["metadata"]["ownerReferences"][0]["blockOwnerDeletion"],
+        true
+    );
     assert_eq!(
         p["spec"]["volumes"],
         json!([{"name": "www", "persistentVolumeClaim": {"claimName": "www-web-5"}},
@@ -228,24 +235,63 @@ fn new_pod_identity_and_claims() {
     assert!(plan.create_claims.is_empty());
     assert_eq!(plan.claim_refs.len(), 1, "{:?}", plan.claim_refs);
     assert_eq!(name(&plan.claim_refs[0].0), "www-web-6");
-    assert_eq!(plan.claim_refs[0].1, [json!({"apiVersion": "v1", "kind": "Pod",
-        "name": "web-6", "uid": "u-6"})]);
+    assert_eq!(
+        plan.claim_refs[0].1,
+        [json!({"apiVersion": "v1", "kind": "Pod",
+        "name": "web-6", "uid": "u-6"})]
+    );
     assert_eq!(deleted(&plan), [("web-6".to_string(), Why::ScaleDown)]);
 }
 
 #[test]
 fn rolling_update_partition_table() {
     // (what, partition, maxUnavailable, pods on new revision (ordinal, state), delete)
-    type Case = (&'static str, i64, Option<i64>, Vec<(i64, &'static str)>, Vec<&'static str>);
+    type Case = (
+        &'static str,
+        i64,
+        Option<i64>,
+        Vec<(i64, &'static str)>,
+        Vec<&'static str>,
+    );
     let cases: Vec<Case> = vec![
         ("highest first", 0, None, vec![], vec!["web-2"]),
         ("then the next", 0, None, vec![(2, "ready")], vec!["web-1"]),
-        ("waits for the new pod", 0, None, vec![(2, "pending")], vec![]),
-        ("waits for a terminating pod", 0, None, vec![(2, "deleting")], vec![]),
-        ("partition keeps lower ordinals", 2, None, vec![(2, "ready")], vec![]),
+        (
+            "waits for the new pod",
+            0,
+            None,
+            vec![(2, "pending")],
+            vec![],
+        ),
+        (
+            "waits for a terminating pod",
+            0,
+            None,
+            vec![(2, "deleting")],
+            vec![],
+        ),
+        (
+            "partition keeps lower ordinals",
+            2,
+            None,
+            vec![(2, "ready")],
+            vec![],
+        ),
         ("partition 1", 1, None, vec![(2, "ready")], vec!["web-1"]),
-        ("maxUnavailable 2", 0, Some(2), vec![], vec!["web-2", "web-1"]),
-        ("maxUnavailable counts unready", 0, Some(2), vec![(2, "pending")], vec!["web-1"]),
+        (
+            "maxUnavailable 2",
+            0,
+            Some(2),
+            vec![],
+            vec!["web-2", "web-1"],
+        ),
+        (
+            "maxUnavailable counts unready",
+            0,
+            Some(2),
+            vec![(2, "pending")],
+            vec!["web-1"],
+        ),
     ];
     for (what, part, max, new_pods, want) in cases {
         let old = sts(3, "nginx:1");
@@ -287,7 +333,10 @@ fn rolling_update_partition_table() {
     let plan = reconcile(&s, &pods, &[r1.clone(), r2.clone()], &[], now());
     assert_eq!(names(&plan.create), ["web-0"]);
     assert_eq!(plan.create[0]["spec"]["containers"][0]["image"], "nginx:1");
-    assert_eq!(plan.create[0]["metadata"]["labels"]["controller-revision-hash"], name(&r1));
+    assert_eq!(
+        plan.create[0]["metadata"]["labels"]["controller-revision-hash"],
+        name(&r1)
+    );
     // OnDelete: nothing deleted, a recreated pod takes the update revision.
     let mut s = with_current(sts(2, "nginx:2"), &r1);
     s["spec"]["updateStrategy"] = json!({"type": "OnDelete"});
@@ -306,9 +355,20 @@ fn revisions_table() {
     let r = new_revision(&a, 1, 0);
     let data = r["data"].to_string();
     assert!(data.contains(r#""$patch":"replace""#), "{data}");
-    assert_eq!(revision::go_json(&json!({"b": "<&>", "a": 1})), r#"{"a":1,"b":"\u003c\u0026\u003e"}"#);
-    assert_ne!(name(&r), name(&new_revision(&a, 1, 1)), "collisionCount changes the name");
-    assert_eq!(name(&r), name(&new_revision(&a, 7, 0)), "the number does not");
+    assert_eq!(
+        revision::go_json(&json!({"b": "<&>", "a": 1})),
+        r#"{"a":1,"b":"\u003c\u0026\u003e"}"#
+    );
+    assert_ne!(
+        name(&r),
+        name(&new_revision(&a, 1, 1)),
+        "collisionCount changes the name"
+    );
+    assert_eq!(
+        name(&r),
+        name(&new_revision(&a, 7, 0)),
+        "the number does not"
+    );
     assert!(name(&r).starts_with("web-"));
     assert_eq!(r["metadata"]["labels"]["app"], "web");
     assert_eq!(
@@ -317,15 +377,27 @@ fn revisions_table() {
     );
     let (ra, rb) = (rev_of(&a, 1), rev_of(&b, 2));
     // New template: a revision numbered one past the newest.
-    let got = choose(&with_current(b.clone(), &ra), &owned(&b, &[ra.clone()]));
-    assert_eq!(got.create.as_ref().map(|r| r["revision"].clone()), Some(json!(2)));
+    let got = choose(
+        &with_current(b.clone(), &ra),
+        &owned(&b, std::slice::from_ref(&ra)),
+    );
+    assert_eq!(
+        got.create.as_ref().map(|r| r["revision"].clone()),
+        Some(json!(2))
+    );
     assert_eq!(name(&got.current), name(&ra));
     // Same as the newest: that one, nothing written.
-    let got = choose(&with_current(b.clone(), &ra), &owned(&b, &[rb.clone(), ra.clone()]));
+    let got = choose(
+        &with_current(b.clone(), &ra),
+        &owned(&b, &[rb.clone(), ra.clone()]),
+    );
     assert!(got.create.is_none() && got.renumber.is_none());
     assert_eq!(name(&got.update), name(&rb));
     // Rollback to an older one: renumbered to the next revision.
-    let got = choose(&with_current(a.clone(), &rb), &owned(&a, &[ra.clone(), rb.clone()]));
+    let got = choose(
+        &with_current(a.clone(), &rb),
+        &owned(&a, &[ra.clone(), rb.clone()]),
+    );
     assert_eq!(got.renumber, Some((name(&ra).to_string(), 3)));
     assert_eq!(name(&got.update), name(&ra));
     assert_eq!(name(&got.current), name(&rb));
@@ -348,7 +420,10 @@ fn revisions_table() {
     let in_use = [name(&hist[1])];
     let gone = prune(&s, &hist, &revs, &in_use);
     // Live: hist[0] (current, same template as ra), hist[1] (a pod), the new update one.
-    assert_eq!(gone, [name(&hist[2]).to_string(), name(&hist[3]).to_string()]);
+    assert_eq!(
+        gone,
+        [name(&hist[2]).to_string(), name(&hist[3]).to_string()]
+    );
 }
 
 #[test]
@@ -392,12 +467,21 @@ fn adoption_release_and_deletion() {
     let r = rev_of(&s, 1);
     let s = with_current(s, &r);
     let mut orphan = pod_at(&s, 0, &r, "ready");
-    orphan["metadata"].as_object_mut().unwrap().remove("ownerReferences");
+    orphan["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("ownerReferences");
     let mut stray = orphan.clone();
     stray["metadata"]["name"] = json!("other-0");
     let mut moved = pod_at(&s, 1, &r, "ready");
     moved["metadata"]["labels"]["app"] = json!("else");
-    let plan = reconcile(&s, &[orphan, stray, moved], std::slice::from_ref(&r), &[], now());
+    let plan = reconcile(
+        &s,
+        &[orphan, stray, moved],
+        std::slice::from_ref(&r),
+        &[],
+        now(),
+    );
     assert_eq!(names(&plan.adopt), ["web-0"]);
     assert_eq!(names(&plan.release), ["web-1"]);
     assert!(plan.create.is_empty() && plan.delete.is_empty());
