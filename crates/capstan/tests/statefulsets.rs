@@ -11,7 +11,6 @@ mod common;
 use common::{Backend, Server, Simulator};
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 struct T<'a> {
@@ -93,36 +92,66 @@ impl<'a> T<'a> {
                 .all(|(i, p)| p.0 == i as i64 && p.1 && !p.2 && p.3 == image)
     }
 
-    /// Watch snapshots while `f` runs; every snapshot is handed to `check`.
-    fn watching(&self, check: impl Fn(&Snap) + Sync, f: impl FnOnce()) {
-        let stop = AtomicBool::new(false);
-        let failure = Mutex::new(None);
+    /// Watch the pods (`kubectl get -w --output-watch-events`) while `f` runs; after every
+    /// event the pods as they then stand are handed to `check`.
+    fn watching(&self, check: impl Fn(&Snap) + Send, f: impl FnOnce()) {
+        let mut child = std::process::Command::new("/usr/bin/kubectl")
+            .env("KUBECONFIG", &self.s.kubeconfig)
+            .args(["-n", &self.ns, "get", "pods", "-l", "app=web", "-w"])
+            .args(["--output-watch-events", "-o", "json"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("kubectl get -w");
+        let out = child.stdout.take().unwrap();
         std::thread::scope(|sc| {
-            sc.spawn(|| {
-                while !stop.load(Ordering::Relaxed) {
-                    let s = self.snap();
-                    if let Err(e) =
-                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&s)))
-                    {
-                        *failure.lock().unwrap() = Some(e);
-                        return;
+            let reader = sc.spawn(move || {
+                let mut pods: std::collections::BTreeMap<i64, (bool, bool, String, String)> =
+                    Default::default();
+                let events = serde_json::Deserializer::from_reader(std::io::BufReader::new(out));
+                for ev in events.into_iter::<Value>() {
+                    let Ok(ev) = ev else { break };
+                    let p = &ev["object"];
+                    let n = p["metadata"]["name"].as_str().unwrap_or("");
+                    let ord: i64 = n.rsplit('-').next().unwrap().parse().unwrap_or(-1);
+                    if ev["type"] == "DELETED" {
+                        pods.remove(&ord);
+                    } else {
+                        let ready = p["status"]["conditions"].as_array().is_some_and(|c| {
+                            c.iter()
+                                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                        });
+                        let s = |v: &Value| v.as_str().unwrap_or("").to_string();
+                        let v = (
+                            ready,
+                            !p["metadata"]["deletionTimestamp"].is_null(),
+                            s(&p["spec"]["containers"][0]["image"]),
+                            s(&p["metadata"]["uid"]),
+                        );
+                        pods.insert(ord, v);
                     }
-                    std::thread::sleep(Duration::from_millis(50));
+                    let snap: Snap = pods
+                        .iter()
+                        .map(|(o, (r, t, i, u))| (*o, *r, *t, i.clone(), u.clone()))
+                        .collect();
+                    check(&snap);
                 }
             });
-            // Stop the watcher even when `f` panics.
-            struct Stop<'a>(&'a AtomicBool);
-            impl Drop for Stop<'_> {
-                fn drop(&mut self) {
-                    self.0.store(true, Ordering::Relaxed);
-                }
+            // Let the watch start before anything changes.
+            std::thread::sleep(Duration::from_millis(1500));
+            let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+            // Let the last events arrive.
+            std::thread::sleep(Duration::from_millis(500));
+            let _ = child.kill();
+            let _ = child.wait();
+            let watched = reader.join();
+            if let Err(e) = done {
+                std::panic::resume_unwind(e);
             }
-            let _stop = Stop(&stop);
-            f();
+            if let Err(e) = watched {
+                std::panic::resume_unwind(e);
+            }
         });
-        if let Some(e) = failure.into_inner().unwrap() {
-            std::panic::resume_unwind(e);
-        }
     }
 
     fn sts(&self) -> Value {
@@ -427,11 +456,12 @@ fn statefulset_parallel_with_claims() {
     };
     t.apply(SVC);
     // Parallel: a pod appears before its predecessor is Ready.
-    let unordered = AtomicBool::new(false);
+    let unordered = std::sync::Arc::new(AtomicBool::new(false));
+    let seen = unordered.clone();
     t.watching(
-        |s| {
+        move |s| {
             if s.len() >= 2 && !s[0].1 {
-                unordered.store(true, Ordering::Relaxed);
+                seen.store(true, Ordering::Relaxed);
             }
         },
         || {
@@ -450,7 +480,7 @@ fn statefulset_parallel_with_claims() {
         (p(b) - p(a)).num_seconds().abs()
     };
     assert!(
-        unordered.into_inner() || spread(created[0], created[2]) <= 1,
+        unordered.load(Ordering::Relaxed) || spread(created[0], created[2]) <= 1,
         "{created:?}"
     );
     let vol = &pods[1]["spec"]["volumes"][0];
