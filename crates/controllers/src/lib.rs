@@ -19,6 +19,8 @@
 //!   terminating).
 //! * [`cronjob`]: CronJob (a Job per due time of the schedule, deadlines, concurrency
 //!   policies, history limits, status, the requeue at the next due time).
+//! * [`statefulset`]: StatefulSet (ordered pods with stable names, ControllerRevisions,
+//!   RollingUpdate with partition, OnDelete, claims, status).
 
 pub mod cronjob;
 pub mod daemonset;
@@ -31,6 +33,7 @@ pub mod nodelifecycle;
 pub mod pod;
 pub mod podgc;
 pub mod replicaset;
+pub mod statefulset;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;

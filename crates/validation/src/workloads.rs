@@ -242,7 +242,35 @@ pub(crate) fn validate_stateful_set(sts: &Value, errs: &mut Errs) {
             }
         }
     }
-    validate_selector_and_template(spec, "statefulset", errs);
+    // Mounts may name a volumeClaimTemplate: the controller adds those volumes to the pods.
+    let claims: Vec<&str> = get(spec, "volumeClaimTemplates")
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.pointer("/metadata/name").and_then(Value::as_str))
+        .collect();
+    if claims.is_empty() {
+        validate_selector_and_template(spec, "statefulset", errs);
+        return;
+    }
+    let mut with_claims = spec.clone();
+    if let Some(ps) = with_claims
+        .pointer_mut("/template/spec")
+        .and_then(Value::as_object_mut)
+    {
+        let vols = ps
+            .entry("volumes")
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if let Some(vols) = vols.as_array_mut() {
+            for c in claims {
+                if !vols.iter().any(|v| v["name"] == c) {
+                    vols.push(serde_json::json!({"name": c,
+                        "persistentVolumeClaim": {"claimName": c}}));
+                }
+            }
+        }
+    }
+    validate_selector_and_template(&with_claims, "statefulset", errs);
 }
 
 pub(crate) fn validate_replication_controller(rc: &Value, errs: &mut Errs) {

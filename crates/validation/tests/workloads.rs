@@ -156,6 +156,41 @@ fn other_apps_kinds() {
                 },
                 vec![("spec.podManagementPolicy", NS)],
             ),
+            (
+                "mount of a volumeClaimTemplate",
+                {
+                    let mut d = rs.clone();
+                    set(
+                        &mut d,
+                        "/spec/template/spec/containers/0/volumeMounts",
+                        json!([{"name": "www", "mountPath": "/data"}]),
+                    );
+                    set(
+                        &mut d,
+                        "/spec/volumeClaimTemplates",
+                        json!([{"metadata": {"name": "www"}, "spec": {"accessModes": ["ReadWriteOnce"],
+                            "resources": {"requests": {"storage": "1Gi"}}}}]),
+                    );
+                    d
+                },
+                vec![],
+            ),
+            (
+                "mount of nothing",
+                {
+                    let mut d = rs.clone();
+                    set(
+                        &mut d,
+                        "/spec/template/spec/containers/0/volumeMounts",
+                        json!([{"name": "www", "mountPath": "/data"}]),
+                    );
+                    d
+                },
+                vec![(
+                    "spec.template.spec.containers[0].volumeMounts[0].name",
+                    "FieldValueNotFound",
+                )],
+            ),
         ],
     );
     let mut new = rs.clone();

@@ -24,6 +24,8 @@ const MONITORED: &[(&str, &str, &str)] = &[
     ("apps", "v1", "statefulsets"),
     ("apps", "v1", "daemonsets"),
     ("batch", "v1", "jobs"),
+    ("apps", "v1", "controllerrevisions"),
+    ("", "v1", "persistentvolumeclaims"),
 ];
 
 pub fn register(caches: &mut Caches) {

@@ -17,6 +17,7 @@ mod nodelifecycle;
 mod podgc;
 mod queue;
 mod replicaset;
+mod statefulset;
 mod writes;
 
 use capstan_agent::api::Api;
@@ -28,6 +29,7 @@ pub const ALL: &[&str] = &[
     "replicationcontroller",
     "deployment",
     "daemonset",
+    "statefulset",
     "job",
     "cronjob",
     "garbagecollector",
@@ -43,8 +45,8 @@ pub struct ControllerFlags {
     #[arg(long)]
     pub disable_controllers: bool,
     /// The controllers to run ("*" for all; "-name" leaves one out): replicaset,
-    /// replicationcontroller, deployment, daemonset, job, cronjob, garbagecollector, disruption,
-    /// nodelifecycle, namespace, podgc.
+    /// replicationcontroller, deployment, daemonset, statefulset, job, cronjob, garbagecollector,
+    /// disruption, nodelifecycle, namespace, podgc.
     #[arg(long, value_delimiter = ',', default_value = "*")]
     pub controllers: Vec<String>,
     /// Number of terminated pods that can exist before the pod garbage collector starts
@@ -133,6 +135,7 @@ pub async fn run(api: Api, names: Vec<&'static str>, flags: ControllerFlags) {
             }
             "deployment" => deployment::register(&mut caches),
             "daemonset" => daemonset::register(&mut caches),
+            "statefulset" => statefulset::register(&mut caches),
             "job" => job::register(&mut caches),
             "cronjob" => cronjob::register(&mut caches),
             "garbagecollector" => gc::register(&mut caches),
@@ -154,6 +157,7 @@ pub async fn run(api: Api, names: Vec<&'static str>, flags: ControllerFlags) {
                 }
                 "deployment" => deployment::run(api, &caches).await,
                 "daemonset" => daemonset::run(api, &caches).await,
+                "statefulset" => statefulset::run(api, &caches).await,
                 "job" => job::run(api, &caches).await,
                 "cronjob" => cronjob::run(api, &caches).await,
                 "garbagecollector" => gc::run(api, &caches).await,

@@ -180,9 +180,9 @@ fn indexed_and_ttl() {
     done["spec"]["ttlSecondsAfterFinished"] = json!(100);
     done["status"]["completionTime"] = json!("2025-01-01T00:09:00Z");
     done["status"]["conditions"] = json!([{"type": "Complete", "status": "True"}]);
-    let plan = reconcile(&done, &[], now());
+    let plan = reconcile::<Value>(&done, &[], now());
     assert!(!plan.delete_job);
     assert_eq!(plan.requeue_secs, Some(40));
     done["spec"]["ttlSecondsAfterFinished"] = json!(60);
-    assert!(reconcile(&done, &[], now()).delete_job);
+    assert!(reconcile::<Value>(&done, &[], now()).delete_job);
 }
