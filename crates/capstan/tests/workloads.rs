@@ -223,3 +223,91 @@ fn job_completions_parallelism_complete() {
     let events = t.k(&["get", "events"]).ok();
     assert!(events.contains("Completed"), "{events}");
 }
+
+const FAILING_JOBS: &str = r#"
+apiVersion: batch/v1
+kind: Job
+metadata: {name: never}
+spec:
+  backoffLimit: 1
+  template:
+    metadata:
+      annotations: {sim.capstan.io/complete-after-seconds: "1", sim.capstan.io/exit-code: "3"}
+    spec:
+      restartPolicy: Never
+      containers: [{name: c, image: busybox:1.36}]
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: onfailure}
+spec:
+  backoffLimit: 2
+  template:
+    metadata:
+      annotations: {sim.capstan.io/complete-after-seconds: "1", sim.capstan.io/exit-code: "3"}
+    spec:
+      restartPolicy: OnFailure
+      containers: [{name: c, image: busybox:1.36}]
+"#;
+
+/// Failing pods: restartPolicy Never gets a new pod per failure (after the 10 s backoff)
+/// until backoffLimit; OnFailure restarts the one pod in place, its restarts counted.
+#[test]
+fn job_backoff_limit_never_and_on_failure() {
+    let s = Server::start_backend(Backend::Embedded, &[]);
+    let _a = Simulator::start(&s, 2, "a", &[]);
+    s.wait_nodes_ready(2);
+    s.kubectl(&["create", "namespace", "jf"]).ok();
+    let t = T {
+        s: &s,
+        ns: "jf".into(),
+    };
+    t.apply(FAILING_JOBS);
+    for j in ["never", "onfailure"] {
+        t.until(60, &format!("job {j} failed"), || {
+            let path = "jsonpath={.status.conditions[?(@.type==\"Failed\")].status}";
+            t.k(&["get", "job", j, "-o", path]).stdout == "True"
+        });
+        // Its active pods go, and status.active with them.
+        t.until(20, &format!("job {j} without active pods"), || {
+            let path = "jsonpath={.status.active}";
+            matches!(
+                t.k(&["get", "job", j, "-o", path]).stdout.as_str(),
+                "" | "0"
+            )
+        });
+        let v: Value = serde_json::from_str(&t.k(&["get", "job", j, "-o", "json"]).stdout).unwrap();
+        let failed = v["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "Failed")
+            .cloned()
+            .unwrap();
+        assert_eq!(failed["reason"], "BackoffLimitExceeded", "{j}: {v}");
+        assert_eq!(v["status"]["active"].as_u64().unwrap_or(0), 0, "{j}: {v}");
+    }
+    let never = t.items(&["get", "pods", "-l", "batch.kubernetes.io/job-name=never"]);
+    assert_eq!(never.len(), 2, "backoffLimit 1: two pods ran");
+    for p in &never {
+        assert_eq!(p["status"]["phase"], "Failed", "{p}");
+        assert_eq!(
+            p["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"], 3,
+            "{p}"
+        );
+    }
+    let get = t.k(&["get", "jobs", "never"]).ok();
+    assert!(get.lines().nth(1).unwrap().contains("Failed"), "{get}");
+    // OnFailure: one pod, restarted in place twice, then deleted with the failed Job's
+    // active pods.
+    let ev = t
+        .k(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=onfailure",
+        ])
+        .ok();
+    assert_eq!(ev.matches("SuccessfulCreate").count(), 1, "{ev}");
+    assert!(ev.contains("BackoffLimitExceeded"), "{ev}");
+}

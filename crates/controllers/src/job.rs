@@ -151,6 +151,29 @@ fn cond(ty: &str, reason: &str, msg: &str, now: DateTime<Utc>) -> Value {
         "lastProbeTime": stamp(now), "lastTransitionTime": stamp(now)})
 }
 
+/// restartPolicy OnFailure: the restarts of the running and pending pods' containers count
+/// against backoffLimit (kube's pastBackoffLimitOnFailure).
+fn past_backoff_limit_on_failure(job: &Value, owned: &[&Value], limit: i64) -> bool {
+    if str_at(job, "/spec/template/spec/restartPolicy") != "OnFailure" {
+        return false;
+    }
+    let restarts: i64 = owned
+        .iter()
+        .filter(|p| matches!(pod::phase(p), "Running" | "Pending"))
+        .flat_map(|p| {
+            ["initContainerStatuses", "containerStatuses"]
+                .into_iter()
+                .flat_map(move |k| p["status"][k].as_array().into_iter().flatten())
+        })
+        .filter_map(|c| c["restartCount"].as_i64())
+        .sum();
+    if limit == 0 {
+        restarts > 0
+    } else {
+        restarts >= limit
+    }
+}
+
 /// One sync of `job` against the pods of its namespace.
 pub fn reconcile<P: std::borrow::Borrow<Value>>(
     job: &Value,
@@ -164,7 +187,18 @@ pub fn reconcile<P: std::borrow::Borrow<Value>>(
     if !plan.status.is_object() {
         plan.status = json!({});
     }
+    let me = uid(job);
     if finished(job) {
+        // Its pods still going: active counts down to 0 as they go (kube's final status).
+        let active: Vec<&Value> = pods
+            .iter()
+            .map(|p| p.borrow())
+            .filter(|p| controller_ref(p).is_some_and(|r| r["uid"] == me))
+            .filter(|p| pod::active(p))
+            .collect();
+        plan.status["active"] = json!(active.len());
+        plan.status["ready"] = json!(active.iter().filter(|p| pod::ready(p)).count());
+        plan.delete = active.into_iter().cloned().collect();
         if let Some(ttl) = job["spec"]["ttlSecondsAfterFinished"].as_i64() {
             let at = time_at(job, "/status/completionTime").or_else(|| {
                 condition(job, "Failed").and_then(|c| time_at(&c, "/lastTransitionTime"))
@@ -180,7 +214,6 @@ pub fn reconcile<P: std::borrow::Borrow<Value>>(
         }
         return plan;
     }
-    let me = uid(job);
     let owned: Vec<&Value> = pods
         .iter()
         .map(|p| p.borrow())
@@ -229,7 +262,9 @@ pub fn reconcile<P: std::borrow::Borrow<Value>>(
         Some(c) => succeeded >= c,
         None => succeeded >= 1 && active.is_empty(),
     };
-    let failure = if failed.len() as i64 > backoff_limit {
+    let failure = if failed.len() as i64 > backoff_limit
+        || past_backoff_limit_on_failure(job, &owned, backoff_limit)
+    {
         Some((
             "BackoffLimitExceeded",
             "Job has reached the specified backoff limit",

@@ -4,7 +4,9 @@
 //! podCIDR), finishes deletions (DELETE with grace 0 and a uid precondition, as the real agent
 //! does once its containers are stopped) and, for pods annotated
 //! `sim.capstan.io/complete-after-seconds: "N"` whose restartPolicy is not Always, reports
-//! Succeeded N seconds after the start.
+//! Succeeded N seconds after the start — or, with `sim.capstan.io/exit-code: "C"` (C ≠ 0),
+//! Failed (restartPolicy Never) or its containers restarted in place with restartCount + 1,
+//! every N seconds (OnFailure), as a kubelet reports a container exiting C.
 //!
 //! [`Tracker`] is the pure bookkeeping (what each pod needs next, pod IPs) with table tests;
 //! [`run`] drives it: the watch feeds it, a pool of workers (bounded: `--sim-concurrency`)
@@ -21,6 +23,8 @@ use std::time::Duration;
 /// Annotation: report the pod Succeeded this many seconds after it started (restartPolicy
 /// Never or OnFailure).
 pub const COMPLETE_AFTER: &str = "sim.capstan.io/complete-after-seconds";
+/// Annotation: the exit code the containers end with at that time (default 0).
+pub const EXIT_CODE: &str = "sim.capstan.io/exit-code";
 
 /// The fields of a pod (or, in an ERROR event, of a Status) the simulator reads.
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -148,6 +152,10 @@ struct Tracked {
     complete_due: bool,
     queued: bool,
     failures: u32,
+    /// The exit code the containers end with, and whether they restart in place (OnFailure).
+    exit_code: i64,
+    on_failure: bool,
+    restarts: u32,
 }
 
 /// What the driver should do after an observation.
@@ -298,6 +306,14 @@ impl Tracker {
                     complete_due: false,
                     queued: false,
                     failures: 0,
+                    exit_code: pod
+                        .metadata
+                        .annotations
+                        .get(EXIT_CODE)
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0),
+                    on_failure: pod.spec.restart_policy == "OnFailure",
+                    restarts: 0,
                 },
             );
         }
@@ -426,7 +442,16 @@ impl Tracker {
             }
             Action::Complete => {
                 let started = t.started_at.as_deref().unwrap_or(now);
-                let status = succeeded_status(&info, started, now);
+                let status = if t.exit_code == 0 {
+                    succeeded_status(&info, started, now)
+                } else if t.on_failure {
+                    let pod_ip = t.ip.map(|o| ipv4(self.pod_base[node] + o as u32));
+                    let mut s = running_status(&info, &self.host_ip[node], pod_ip.as_deref(), now);
+                    restarted(&mut s, t.restarts + 1, t.exit_code, started, now);
+                    s
+                } else {
+                    failed_status(&info, t.exit_code, started, now)
+                };
                 (
                     "PATCH",
                     format!("{pod_path}/status"),
@@ -460,9 +485,22 @@ impl Tracker {
                 // The completion timer is set when the Running pod is observed.
                 None
             }
+            (Outcome::Done, Action::Complete) if t.exit_code != 0 && t.on_failure => {
+                // Restarted in place: runs again, fails again after the same time.
+                t.restarts += 1;
+                t.started_at = Some(started.to_string());
+                t.timer_set = false;
+                t.complete_due = false;
+                None
+            }
             (Outcome::Done, Action::Complete) => {
                 t.reported = Reported::Completed;
-                t.phase = "Succeeded".into();
+                t.phase = if t.exit_code == 0 {
+                    "Succeeded"
+                } else {
+                    "Failed"
+                }
+                .into();
                 t.containers = Vec::new();
                 t.init = Vec::new();
                 None
@@ -602,6 +640,31 @@ pub fn running_status(p: &PodInfo, host_ip: &str, pod_ip: Option<&str>, now: &st
     if let Some(ip) = pod_ip {
         s["podIP"] = json!(ip);
         s["podIPs"] = json!([{"ip": ip}]);
+    }
+    s
+}
+
+/// Containers restarted in place after exiting `code`: restartCount and lastState.
+fn restarted(s: &mut Value, restarts: u32, code: i64, from: &str, to: &str) {
+    for c in s["containerStatuses"].as_array_mut().into_iter().flatten() {
+        c["restartCount"] = json!(restarts);
+        c["lastState"] = json!({"terminated": {"exitCode": code, "reason": "Error",
+            "startedAt": from, "finishedAt": to, "containerID": c["containerID"].clone()}});
+    }
+}
+
+/// The status of a pod whose containers exited `code` ≠ 0 with restartPolicy Never: Failed.
+pub fn failed_status(p: &PodInfo, code: i64, started: &str, now: &str) -> Value {
+    let mut s = succeeded_status(p, started, now);
+    s["phase"] = json!("Failed");
+    for c in s["containerStatuses"].as_array_mut().into_iter().flatten() {
+        c["state"]["terminated"]["exitCode"] = json!(code);
+        c["state"]["terminated"]["reason"] = json!("Error");
+    }
+    for c in s["conditions"].as_array_mut().into_iter().flatten() {
+        if c["reason"] == "PodCompleted" {
+            c["reason"] = json!("PodFailed");
+        }
     }
     s
 }
@@ -1029,6 +1092,44 @@ mod tests {
             .insert(COMPLETE_AFTER.into(), "1".into());
         always.status.phase = "Running".into();
         assert!(t.observe(&always, 0).is_empty());
+    }
+
+    #[test]
+    fn failing_pods_fail_or_restart_in_place() {
+        for (policy, want_phase, restarts) in
+            [("Never", "Failed", None), ("OnFailure", "Running", Some(1))]
+        {
+            let mut t = Tracker::new(&nodes());
+            let mut p = pod("u1", "sim-0");
+            p.spec.restart_policy = policy.into();
+            p.metadata
+                .annotations
+                .insert(COMPLETE_AFTER.into(), "5".into());
+            p.metadata.annotations.insert(EXIT_CODE.into(), "3".into());
+            t.observe(&p, 0);
+            let j = t.take_job("u1", "2026-01-01T00:00:00Z").unwrap();
+            t.finish(&j, Outcome::Done, "2026-01-01T00:00:00Z");
+            let mut running = p.clone();
+            running.status.phase = "Running".into();
+            t.observe(&running, 0);
+            t.complete_due("u1");
+            let c = t.take_job("u1", "2026-01-01T00:00:05Z").unwrap();
+            let s = &c.body["status"];
+            assert_eq!(s["phase"], want_phase, "{policy}");
+            let cs = &s["containerStatuses"][0];
+            match restarts {
+                None => assert_eq!(cs["state"]["terminated"]["exitCode"], 3),
+                Some(n) => {
+                    assert_eq!(cs["restartCount"], n);
+                    assert_eq!(cs["lastState"]["terminated"]["exitCode"], 3);
+                    assert!(cs["state"]["running"].is_object());
+                }
+            }
+            t.finish(&c, Outcome::Done, "2026-01-01T00:00:05Z");
+            // OnFailure runs again and fails again: a new timer once it is seen Running.
+            let again = t.observe(&running, 5);
+            assert_eq!(again.is_empty(), restarts.is_none(), "{policy}: {again:?}");
+        }
     }
 
     #[test]

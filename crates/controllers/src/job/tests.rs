@@ -186,3 +186,35 @@ fn indexed_and_ttl() {
     done["spec"]["ttlSecondsAfterFinished"] = json!(60);
     assert!(reconcile::<Value>(&done, &[], now()).delete_job);
 }
+
+#[test]
+fn on_failure_restarts_count_against_backoff_limit() {
+    let mut j = job(1, 1);
+    j["spec"]["template"]["spec"]["restartPolicy"] = json!("OnFailure");
+    let with_restarts = |n: i64| {
+        let mut p = pod("pi-a", "Running", 0, None);
+        p["status"]["containerStatuses"] = json!([{"name": "c", "restartCount": n}]);
+        p
+    };
+    for (restarts, limit, failed) in [(1, 2, false), (2, 2, true), (0, 0, false), (1, 0, true)] {
+        let mut j = j.clone();
+        j["spec"]["backoffLimit"] = json!(limit);
+        let plan = reconcile(&j, &[with_restarts(restarts)], now());
+        assert_eq!(
+            types(&plan).contains(&"Failed".to_string()),
+            failed,
+            "{restarts} restarts, limit {limit}: {:?}",
+            types(&plan)
+        );
+        if failed {
+            assert_eq!(plan.delete.len(), 1);
+            assert_eq!(
+                plan.status["conditions"][1]["reason"],
+                "BackoffLimitExceeded"
+            );
+        }
+    }
+    // restartPolicy Never: restarts are not failures (there are none to count).
+    let plan = reconcile(&job(1, 1), &[with_restarts(5)], now());
+    assert!(!types(&plan).contains(&"Failed".to_string()));
+}
