@@ -75,7 +75,6 @@ fn a_dropped_ticket_releases_and_a_committed_one_keeps() {
     assert_eq!(
         err(a.allocate(&mut s2)),
         "Service \"b\" is invalid: spec.ports[0].nodePort: Invalid value: 30080: provided port is already allocated"
-            
     );
     t.commit();
     assert!(a.is_used(Item::Port(30080)));
