@@ -1,6 +1,7 @@
 //! Admission: what kube-apiserver's built-in admission plugins do before an object is stored
 //! — NamespaceLifecycle, Priority, ServiceAccount, DefaultTolerationSeconds — plus the
-//! server-side allocations (service cluster IPs and node ports) and post-create hooks.
+//! server-side allocations (service cluster IPs and node ports, after validation:
+//! [`admit_service`]) and post-create hooks.
 
 use crate::status::{ApiError, ApiResult};
 use crate::{meta, ApiServer};
@@ -23,7 +24,6 @@ pub async fn admit_create(api: &Arc<ApiServer>, res: &Resource, obj: &mut Value)
             default_tolerations(obj, api.config.default_toleration_seconds);
             pod_initial_status(obj);
         }
-        "Service" => api.allocator.allocate(api, obj).await?,
         "PriorityClass" => priority_class_global_default(api, obj).await?,
         "Namespace" => {
             obj["status"] = json!({"phase": "Active"});
@@ -36,13 +36,13 @@ pub async fn admit_create(api: &Arc<ApiServer>, res: &Resource, obj: &mut Value)
 }
 
 pub async fn admit_update(
-    api: &Arc<ApiServer>,
+    _api: &Arc<ApiServer>,
     res: &Resource,
     old: &Value,
     new: &mut Value,
 ) -> ApiResult<()> {
     match res.kind {
-        "Service" => api.allocator.keep_on_update(api, old, new).await?,
+        "Service" => crate::allocator::patch_allocated_values(old, new),
         "Namespace" if new.pointer("/status/phase").is_none() => {
             new["status"]["phase"] = old
                 .pointer("/status/phase")
@@ -58,6 +58,21 @@ pub async fn admit_update(
         _ => {}
     }
     Ok(())
+}
+
+/// A Service after validation (kube runs validating admission and the REST allocation after
+/// the object validated): the externalIPs check, then the cluster IP and node port
+/// allocation, reserved until the ticket is committed (or dropped) by the caller.
+pub fn admit_service(
+    api: &Arc<ApiServer>,
+    obj: &mut Value,
+    old: Option<&Value>,
+) -> ApiResult<crate::allocator::Ticket> {
+    crate::externalip::admit(&api.config, obj, old)?;
+    match old {
+        None => api.allocator.allocate(obj),
+        Some(old) => api.allocator.update(old, obj),
+    }
 }
 
 /// NamespaceLifecycle: the namespace must exist and not be terminating.

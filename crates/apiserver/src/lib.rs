@@ -15,6 +15,7 @@ pub mod bootstrap;
 pub mod codec;
 pub mod convert;
 pub mod discovery;
+pub mod externalip;
 pub mod filter;
 pub mod handlers;
 pub mod join;
@@ -58,6 +59,12 @@ pub struct Config {
     pub service_cidr: allocator::Cidr,
     pub cluster_cidr: String,
     pub node_port_range: (u16, u16),
+    /// CIDRs a service's spec.externalIPs may use (OpenShift's ExternalIPNetworkCIDRs; `!`
+    /// rejects); empty: externalIPs are refused.
+    pub external_ip_cidrs: capstan_validation::cidr::CidrRules,
+    /// The LoadBalancer ingress pool (OpenShift's ingressIPNetworkCIDR); its addresses are
+    /// externalIPs only where the service-lb controller assigned them.
+    pub ingress_ip_cidr: Option<allocator::Cidr>,
     /// Bearer tokens the server accepts, with their identities.
     pub tokens: Vec<(String, auth::User)>,
     /// Number of events the watch cache keeps for watchers resuming at an old revision.
@@ -81,6 +88,8 @@ impl Default for Config {
             service_cidr: allocator::Cidr::parse("10.43.0.0/16").expect("valid"),
             cluster_cidr: "10.42.0.0/16".into(),
             node_port_range: (30000, 32767),
+            external_ip_cidrs: Default::default(),
+            ingress_ip_cidr: None,
             tokens: Vec::new(),
             watch_cache_events: 100_000,
             event_ttl: Duration::from_secs(3600),
@@ -111,6 +120,23 @@ impl ApiServer {
             allocator,
         });
         bootstrap::ensure(&api).await?;
+        // kube's repair controller: the allocations are what the stored services hold.
+        let n = api.allocator.rebuild(&api.store).await?;
+        tracing::debug!(
+            allocations = n,
+            "service allocations rebuilt from the store"
+        );
+        let repair = api.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(180));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(e) = repair.allocator.repair(&repair.store).await {
+                    tracing::warn!(error = %e, "service allocation repair");
+                }
+            }
+        });
         let gc = api.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -171,5 +197,9 @@ impl ApiServer {
     }
 
     /// Hook after an object is deleted from the store.
-    pub async fn after_delete(&self, _res: &Resource, _obj: &Value) {}
+    pub async fn after_delete(&self, res: &Resource, obj: &Value) {
+        if res.kind == "Service" {
+            self.allocator.release(obj);
+        }
+    }
 }

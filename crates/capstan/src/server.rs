@@ -42,6 +42,10 @@ pub struct ServerArgs {
     /// Port range for NodePort services.
     #[arg(long, default_value = "30000-32767")]
     pub service_node_port_range: String,
+    /// CIDRs a service's spec.externalIPs may use, comma-separated ("!CIDR" rejects); empty:
+    /// externalIPs are refused (OpenShift's ExternalIPNetworkCIDRs).
+    #[arg(long, default_value = "")]
+    pub external_ip_cidrs: String,
     /// Extra names or IPs for the serving certificate.
     #[arg(long = "tls-san")]
     pub tls_san: Vec<String>,
@@ -145,7 +149,15 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         .with_context(|| format!("creating data dir {}", data_dir.display()))?;
     let service_cidr = Cidr::parse(&args.service_cidr).map_err(anyhow::Error::msg)?;
     Cidr::parse(&args.cluster_cidr).map_err(anyhow::Error::msg)?;
+    anyhow::ensure!(
+        service_cidr.prefix <= 30,
+        "--service-cidr {service_cidr} is too small"
+    );
     let node_port_range = parse_port_range(&args.service_node_port_range)?;
+    let external_ip_cidrs = capstan_validation::cidr::CidrRules::parse(&args.external_ip_cidrs)
+        .map_err(|e| anyhow::anyhow!("--external-ip-cidrs: {e}"))?;
+    let ingress_ip_cidr = Cidr::parse(&args.controllers.ingress_ip_cidr)
+        .map_err(|e| anyhow::anyhow!("--ingress-ip-cidr: {e}"))?;
 
     // Store.
     let ds = capstan_store::Datastore::parse(args.datastore_endpoint.as_deref(), &data_dir)?;
@@ -198,6 +210,8 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         service_cidr,
         cluster_cidr: args.cluster_cidr.clone(),
         node_port_range,
+        external_ip_cidrs,
+        ingress_ip_cidr: Some(ingress_ip_cidr),
         kubelet_client: Some(Arc::new(pki::kubelet_client_tls(&pki)?)),
         node_join: Some(node_join),
         default_toleration_seconds: (

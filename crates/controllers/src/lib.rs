@@ -19,6 +19,7 @@
 //!   terminating).
 //! * [`cronjob`]: CronJob (a Job per due time of the schedule, deadlines, concurrency
 //!   policies, history limits, status, the requeue at the next due time).
+//! * [`servicelb`]: LoadBalancer ingress IPs from a pool (service-lb).
 //! * [`statefulset`]: StatefulSet (ordered pods with stable names, ControllerRevisions,
 //!   RollingUpdate with partition, OnDelete, claims, status).
 
@@ -33,6 +34,7 @@ pub mod nodelifecycle;
 pub mod pod;
 pub mod podgc;
 pub mod replicaset;
+pub mod servicelb;
 pub mod statefulset;
 
 use chrono::{DateTime, Utc};

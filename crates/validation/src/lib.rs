@@ -15,6 +15,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod cidr;
 pub mod cron;
 mod data;
 mod defaults;

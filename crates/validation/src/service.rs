@@ -22,6 +22,18 @@ const FAMILIES: &[&str] = &["IPv4", "IPv6"];
 /// The default `--service-node-port-range`.
 pub const NODE_PORT_RANGE: (i64, i64) = (30000, 32767);
 
+/// kube's `field.Duplicate(portPath, core.ServicePort{Protocol, Port})`, printed with Go's
+/// `%#v` of the struct.
+fn duplicate_port(field: &str, proto: &str, port: i64) -> FieldError {
+    FieldError {
+        reason: "FieldValueDuplicate",
+        field: field.to_string(),
+        message: format!(
+            "Duplicate value: core.ServicePort{{Name:\"\", Protocol:\"{proto}\", AppProtocol:(*string)(nil), Port:{port}, TargetPort:intstr.IntOrString{{Type:0, IntVal:0, StrVal:\"\"}}, NodePort:0}}"
+        ),
+    }
+}
+
 /// Whether the Service is headless (`clusterIP: None`).
 pub(crate) fn is_headless(spec: &Value) -> bool {
     s(spec, "clusterIP") == Some("None")
@@ -83,19 +95,51 @@ pub(crate) fn validate_service(svc: &Value, errs: &mut Errs) {
             }
             _ => {}
         }
+        // The range is the allocator's (--service-node-port-range), checked there.
         if let Some(np) = int(p, "nodePort").filter(|&n| n != 0) {
             if ty == "ClusterIP" || ty == "ExternalName" {
                 errs.push(FieldError::forbidden(
                     child(&pp, "nodePort"),
                     &format!("may not be used when `type` is '{ty}'"),
                 ));
-            } else if !(NODE_PORT_RANGE.0..=NODE_PORT_RANGE.1).contains(&np) {
-                errs.push(FieldError::invalid(
-                    child(&pp, "nodePort"),
-                    np,
-                    &format!("provided port is not in the valid range. The range of valid ports is {}-{}", NODE_PORT_RANGE.0, NODE_PORT_RANGE.1),
-                ));
+            } else {
+                for msg in is_valid_port_num(np) {
+                    errs.push(FieldError::invalid(child(&pp, "nodePort"), np, &msg));
+                }
             }
+        }
+    }
+    // Duplicate node ports (per protocol) and duplicate (protocol, port) pairs.
+    let mut node_ports = HashSet::new();
+    let mut pairs = HashSet::new();
+    for (i, p) in ports.iter().enumerate() {
+        let pp = index(&child(path, "ports"), i);
+        let proto = sd(p, "protocol");
+        if let Some(np) = int(p, "nodePort").filter(|&n| n != 0) {
+            if !node_ports.insert((proto.to_string(), np)) {
+                errs.push(FieldError::duplicate(child(&pp, "nodePort"), np));
+            }
+        }
+        let port = int(p, "port").unwrap_or(0);
+        if !pairs.insert((proto.to_string(), port)) {
+            errs.push(duplicate_port(&pp, proto, port));
+        }
+    }
+    if let Some(hc) = int(spec, "healthCheckNodePort").filter(|&n| n != 0) {
+        let local = s(spec, "externalTrafficPolicy") == Some("Local");
+        if ty != "LoadBalancer" || !local {
+            errs.push(FieldError::invalid(
+                child(path, "healthCheckNodePort"),
+                hc,
+                "may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'",
+            ));
+        }
+        for msg in is_valid_port_num(hc) {
+            errs.push(FieldError::invalid(
+                child(path, "healthCheckNodePort"),
+                hc,
+                &msg,
+            ));
         }
     }
     let cip = sd(spec, "clusterIP");

@@ -89,8 +89,47 @@ fn service_table() {
         ),
         (
             "nodePort range",
-            svc(json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 80}]})),
+            svc(json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 70000}]})),
             vec![("spec.ports[0].nodePort", INV)],
+        ),
+        (
+            // The --service-node-port-range is the allocator's to check.
+            "nodePort outside the default range",
+            svc(json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 80}]})),
+            vec![],
+        ),
+        (
+            "duplicate port",
+            svc(
+                json!({"ports": [{"port": 80, "name": "a"}, {"port": 80, "name": "b"}, {"port": 80, "name": "c", "protocol": "UDP"}]}),
+            ),
+            vec![("spec.ports[1]", DUP)],
+        ),
+        (
+            "duplicate nodePort",
+            svc(
+                json!({"type": "NodePort", "ports": [{"port": 80, "name": "a", "nodePort": 30080}, {"port": 81, "name": "b", "nodePort": 30080}]}),
+            ),
+            vec![("spec.ports[1].nodePort", DUP)],
+        ),
+        (
+            "healthCheckNodePort without Local",
+            svc(
+                json!({"type": "LoadBalancer", "healthCheckNodePort": 30001, "ports": [{"port": 80}]}),
+            ),
+            vec![("spec.healthCheckNodePort", INV)],
+        ),
+        (
+            "healthCheckNodePort ok",
+            svc(
+                json!({"type": "LoadBalancer", "externalTrafficPolicy": "Local", "healthCheckNodePort": 30001, "ports": [{"port": 80}]}),
+            ),
+            vec![],
+        ),
+        (
+            "SCTP",
+            svc(json!({"ports": [{"port": 80, "protocol": "SCTP"}]})),
+            vec![],
         ),
         (
             "nodePort ok",
@@ -138,6 +177,38 @@ fn service_table() {
     assert_eq!(
         errs[0].message.split(": ").nth(2),
         Some("must be no more than 63 characters")
+    );
+    // kube's exact messages.
+    let msgs = |s: Value| -> Vec<String> {
+        create("v1", "Service", s)
+            .iter()
+            .map(|e| e.to_string())
+            .collect()
+    };
+    let mut s = svc(json!({"ports": [{"port": 80}]}));
+    set(&mut s, "/metadata/name", json!("1web"));
+    assert_eq!(msgs(s), vec!["metadata.name: Invalid value: \"1web\": a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"]);
+    assert_eq!(
+        msgs(svc(json!({"ports": [{"port": 80, "name": "a"}, {"port": 80, "name": "b"}]}))),
+        vec!["spec.ports[1]: Duplicate value: core.ServicePort{Name:\"\", Protocol:\"TCP\", AppProtocol:(*string)(nil), Port:80, TargetPort:intstr.IntOrString{Type:0, IntVal:0, StrVal:\"\"}, NodePort:0}"]
+    );
+    assert_eq!(
+        msgs(svc(
+            json!({"ports": [{"port": 80}, {"port": 81, "name": "b"}]})
+        )),
+        vec!["spec.ports[0].name: Required value"]
+    );
+    assert_eq!(
+        msgs(svc(json!({"ports": [{"port": 80, "protocol": "HTTP"}]}))),
+        vec!["spec.ports[0].protocol: Unsupported value: \"HTTP\": supported values: \"SCTP\", \"TCP\", \"UDP\""]
+    );
+    assert_eq!(
+        msgs(svc(json!({"ports": [{"port": 70000, "targetPort": 80}]}))),
+        vec!["spec.ports[0].port: Invalid value: 70000: must be between 1 and 65535, inclusive"]
+    );
+    assert_eq!(
+        msgs(svc(json!({"ports": [{"port": 80, "targetPort": "web_port"}]}))),
+        vec!["spec.ports[0].targetPort: Invalid value: \"web_port\": must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)"]
     );
 }
 

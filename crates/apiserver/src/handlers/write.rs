@@ -148,6 +148,12 @@ pub async fn create_object(api: &Arc<ApiServer>, req: &Req, mut obj: Value) -> A
     if !errs.is_empty() {
         return Err(codec::invalid(res, meta::name(&obj), &errs));
     }
+    // Released unless the create is stored (dry runs show what would be allocated).
+    let ticket = if res.kind == "Service" {
+        Some(admission::admit_service(api, &mut obj, None)?)
+    } else {
+        None
+    };
     let now = meta::now();
     capstan_patch::track_update(None, &mut obj, &manager(req), &now);
     if req.dry_run() {
@@ -160,6 +166,9 @@ pub async fn create_object(api: &Arc<ApiServer>, req: &Req, mut obj: Value) -> A
         let bytes = codec::encode_stored(&obj);
         match api.store.create(&key, bytes).await {
             Ok(rev) => {
+                if let Some(t) = ticket {
+                    t.commit();
+                }
                 meta::meta_mut(&mut obj).insert("resourceVersion".into(), json!(rev.to_string()));
                 admission::after_create(api, res, &obj).await;
                 return Ok(obj);
@@ -363,6 +372,12 @@ where
         if !errs.is_empty() {
             return Err(codec::invalid(res, &name, &errs));
         }
+        // Released unless this write is stored (a conflict retries with a fresh one).
+        let ticket = if res.kind == "Service" && sub.is_none() {
+            Some(admission::admit_service(api, &mut new, Some(&old))?)
+        } else {
+            None
+        };
         if tracks_generation(res.kind) && sub.is_none() && old.get("spec") != new.get("spec") {
             let g = old
                 .pointer("/metadata/generation")
@@ -384,10 +399,10 @@ where
         }
         // An object being deleted whose last finalizer was just removed goes away now (a
         // namespace once spec.finalizers is empty too: namespaces/finalize).
-        let written = if meta::deletion_timestamp(&new).is_some()
+        let removed = meta::deletion_timestamp(&new).is_some()
             && meta::finalizers(&new).is_empty()
-            && (res.kind != "Namespace" || meta::namespace_finalized(&new))
-        {
+            && (res.kind != "Namespace" || meta::namespace_finalized(&new));
+        let written = if removed {
             api.store
                 .delete(&key, Some(old_rev))
                 .await
@@ -399,6 +414,12 @@ where
         };
         match written {
             Ok(rev) => {
+                if let Some(t) = ticket {
+                    t.commit();
+                }
+                if removed {
+                    api.after_delete(res, &new).await;
+                }
                 meta::meta_mut(&mut new).insert("resourceVersion".into(), json!(rev.to_string()));
                 return Ok(new);
             }

@@ -17,6 +17,7 @@ mod nodelifecycle;
 mod podgc;
 mod queue;
 mod replicaset;
+mod servicelb;
 mod statefulset;
 mod writes;
 
@@ -37,6 +38,7 @@ pub const ALL: &[&str] = &[
     "nodelifecycle",
     "namespace",
     "podgc",
+    "service-lb",
 ];
 
 #[derive(clap::Args, Debug, Clone)]
@@ -46,7 +48,7 @@ pub struct ControllerFlags {
     pub disable_controllers: bool,
     /// The controllers to run ("*" for all; "-name" leaves one out): replicaset,
     /// replicationcontroller, deployment, daemonset, statefulset, job, cronjob, garbagecollector,
-    /// disruption, nodelifecycle, namespace, podgc.
+    /// disruption, nodelifecycle, namespace, podgc, service-lb.
     #[arg(long, value_delimiter = ',', default_value = "*")]
     pub controllers: Vec<String>,
     /// Number of terminated pods that can exist before the pod garbage collector starts
@@ -56,6 +58,10 @@ pub struct ControllerFlags {
     pub terminated_pod_gc_threshold: i64,
     #[command(flatten)]
     pub node_lifecycle: nodelifecycle::NodeLifecycleFlags,
+    /// The pool the service-lb controller assigns LoadBalancer ingress IPs from (OpenShift's
+    /// ingressIPNetworkCIDR).
+    #[arg(long, default_value = servicelb::DEFAULT_POOL)]
+    pub ingress_ip_cidr: String,
 }
 
 impl Default for ControllerFlags {
@@ -65,6 +71,7 @@ impl Default for ControllerFlags {
             controllers: vec!["*".into()],
             terminated_pod_gc_threshold: capstan_controllers::podgc::DEFAULT_THRESHOLD,
             node_lifecycle: Default::default(),
+            ingress_ip_cidr: servicelb::DEFAULT_POOL.into(),
         }
     }
 }
@@ -143,6 +150,7 @@ pub async fn run(api: Api, names: Vec<&'static str>, flags: ControllerFlags) {
             "nodelifecycle" => nodelifecycle::register(&mut caches),
             "namespace" => namespace::register(&mut caches),
             "podgc" => podgc::register(&mut caches),
+            "service-lb" => servicelb::register(&mut caches),
             _ => {}
         }
     }
@@ -165,6 +173,7 @@ pub async fn run(api: Api, names: Vec<&'static str>, flags: ControllerFlags) {
                 "nodelifecycle" => nodelifecycle::run(api, &caches, flags.node_lifecycle).await,
                 "namespace" => namespace::run(api, &caches).await,
                 "podgc" => podgc::run(api, &caches, threshold).await,
+                "service-lb" => servicelb::run(api, &caches, &flags.ingress_ip_cidr).await,
                 _ => {}
             }
         }));
