@@ -27,8 +27,8 @@ pub enum Plan {
     /// Ask the upstream resolvers `query`, then [`finish`] with their answer records.
     Chase {
         request: Box<Message>,
-        answer: Answer,
-        query: Query,
+        answer: Box<Answer>,
+        query: Box<Query>,
     },
     /// Not a query (a response, or too short to carry an ID): no reply.
     Drop,
@@ -65,8 +65,8 @@ pub fn plan(bytes: &[u8], transport: Transport, index: &Index, cfg: &Config) -> 
                 query.set_query_class(q.query_class());
                 Plan::Chase {
                     request: Box::new(request),
-                    answer,
-                    query,
+                    answer: Box::new(answer),
+                    query: Box::new(query),
                 }
             }
             None => reply(&request, answer, transport),
