@@ -7,13 +7,15 @@
 //! through a real server on thousands of simulated nodes (`capstan agent --simulate`). Every
 //! `--deployment` runs only the controller benchmark: a Deployment of 10,000 replicas created
 //! and rolled on 500 simulated nodes, side by side with the same pods created bare
-//! (scheduler only), and the controller manager's memory. Every figure comes from measurement
+//! (scheduler only), and the controller manager's memory. `--dns` runs only the cluster DNS
+//! benchmark (queries/s and p50/p99 at fixed rates, cluster and forwarded names). Every figure comes from measurement
 //! in this run.
 
 #![forbid(unsafe_code)]
 
 mod client;
 mod deploy;
+mod dns;
 mod figures;
 mod measure;
 mod pods;
@@ -87,6 +89,10 @@ struct Args {
     /// Replicas of the controller benchmark's Deployment (default 10000; 500 with --quick).
     #[arg(long, requires = "deployment")]
     deploy_replicas: Option<usize>,
+    /// Run only the cluster DNS benchmark: queries/s and p50/p99 at fixed rates, cluster
+    /// names and forwarded names, against the upstream queried directly.
+    #[arg(long, conflicts_with_all = ["pods", "no_pods", "scheduler", "deployment"])]
+    dns: bool,
 }
 
 fn main() -> Result<()> {
@@ -104,6 +110,17 @@ fn main() -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if args.dns {
+        eprintln!("== cluster DNS");
+        let rows = dns::run(&capstan, args.quick)?;
+        println!("{}", dns::table(&rows));
+        if let Some(path) = &args.json {
+            let v = serde_json::json!({"quick": args.quick, "dns": dns::json(&rows)});
+            std::fs::write(path, serde_json::to_vec_pretty(&v)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        return Ok(());
+    }
     if args.deployment {
         let plan = deploy::DeployPlan {
             nodes: args

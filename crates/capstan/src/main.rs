@@ -5,6 +5,7 @@
 
 mod agent;
 mod controllers;
+mod dns;
 mod images;
 mod pki;
 mod scheduler;

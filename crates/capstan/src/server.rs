@@ -33,6 +33,8 @@ pub struct ServerArgs {
     pub scheduler: crate::scheduler::SchedulerFlags,
     #[command(flatten)]
     pub controllers: crate::controllers::ControllerFlags,
+    #[command(flatten)]
+    pub dns: crate::dns::DnsFlags,
     /// CIDR for service cluster IPs.
     #[arg(long, default_value = "10.43.0.0/16")]
     pub service_cidr: String,
@@ -273,6 +275,31 @@ pub async fn run(args: ServerArgs) -> Result<()> {
             args.controllers.clone(),
         )))
     };
+    let dns = {
+        let api =
+            capstan_agent::api::Api::from_data_dir(&data_dir, "127.0.0.1", args.https_listen_port)?;
+        // The kube-dns Service's IP: --cluster-dns, else the 10th of the service CIDR (k3s's).
+        let service_ip = match args.node.cluster_dns.as_deref().map(str::parse::<IpAddr>) {
+            Some(Ok(ip)) => ip,
+            _ => IpAddr::V4(service_cidr.nth(10)),
+        };
+        match crate::dns::start(
+            api,
+            &args.dns,
+            args.node.cluster_dns.as_deref(),
+            &args.node.cluster_domain,
+            service_ip,
+        )
+        .await
+        {
+            Ok(d) => d,
+            // The control plane keeps serving without DNS (say, port 53 taken).
+            Err(e) => {
+                tracing::error!(error = format!("{e:#}"), "cluster DNS failed to start");
+                None
+            }
+        }
+    };
     let (stop_agent, agent_stopped) = tokio::sync::oneshot::channel::<()>();
     let agent = if args.disable_agent {
         None
@@ -320,6 +347,9 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     }
     if let Some(c) = controllers {
         c.abort();
+    }
+    if let Some(d) = dns {
+        d.abort();
     }
     let _ = stop_agent.send(());
     if let Some(a) = agent {

@@ -4,7 +4,7 @@
 //! ([`queue`], keyed by object, level-triggered with a resync); each controller's decision is
 //! a pure function of capstan-controllers, its writes go through [`writes`].
 
-mod cache;
+pub(crate) mod cache;
 mod cronjob;
 mod daemonset;
 mod deployment;
