@@ -2,8 +2,10 @@
 //! fixed query rates from an open-loop UDP client: a cluster name answered from memory
 //! (`kubernetes.default.svc.cluster.local`), a name forwarded to an upstream resolver, and
 //! that upstream queried directly (a minimal in-process responder on loopback: the cost the
-//! forwarding path adds on top of a plain resolver). Per row: queries/s answered, lost
-//! queries, p50/p99 latency.
+//! forwarding path adds on top of a plain resolver), and — side by side, when Debian's
+//! `dnsmasq` (package dnsmasq-base) is installed — dnsmasq answering the same cluster name
+//! from a hosts file, the plain-forwarder peer. Per row: queries/s answered, lost queries,
+//! p50/p99 latency.
 
 use crate::procs;
 use crate::stats::Summary;
@@ -52,6 +54,61 @@ fn start_upstream() -> Result<SocketAddr> {
         }
     });
     Ok(addr)
+}
+
+/// dnsmasq on loopback answering `name` A `ip` from a hosts file (no upstream, no cache
+/// misses), killed when dropped.
+struct Dnsmasq {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+    addr: SocketAddr,
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_dnsmasq(name: &str, ip: &str) -> Result<Option<Dnsmasq>> {
+    let bin = ["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    let Some(bin) = bin else {
+        eprintln!("  dnsmasq not installed (apt-get install dnsmasq-base): its row is skipped");
+        return Ok(None);
+    };
+    let dir = tempfile::tempdir()?;
+    let hosts = dir.path().join("hosts");
+    std::fs::write(&hosts, format!("{ip} {}\n", name.trim_end_matches('.')))?;
+    let port = procs::free_port()?;
+    let child = std::process::Command::new(bin)
+        .args([
+            "--no-daemon",
+            "--keep-in-foreground",
+            "--no-resolv",
+            "--no-hosts",
+        ])
+        .args([
+            "--listen-address=127.0.0.1",
+            "--bind-interfaces",
+            "--user=root",
+        ])
+        .arg(format!("--port={port}"))
+        .arg(format!("--addn-hosts={}", hosts.display()))
+        .args(["--cache-size=10000", "--pid-file="])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .context("starting dnsmasq")?;
+    let d = Dnsmasq {
+        child,
+        _dir: dir,
+        addr: format!("127.0.0.1:{port}").parse()?,
+    };
+    wait_ready(d.addr, name)?;
+    Ok(Some(d))
 }
 
 fn query_bytes(name: &str) -> Result<Vec<u8>> {
@@ -143,7 +200,7 @@ fn wait_ready(dns: SocketAddr, name: &str) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    anyhow::bail!("the cluster DNS server did not answer {name} within 30 s")
+    anyhow::bail!("{dns} did not answer {name} within 30 s")
 }
 
 pub fn run(capstan: &Path, quick: bool) -> Result<Vec<Row>> {
@@ -171,11 +228,16 @@ pub fn run(capstan: &Path, quick: bool) -> Result<Vec<Row>> {
     };
     let secs = if quick { 1.0 } else { 3.0 };
     let mut rows = Vec::new();
-    for &(what, target, name) in &[
+    let dnsmasq = start_dnsmasq(cluster, "10.43.0.1")?;
+    let mut targets = vec![
         ("cluster name (capstan)", dns, cluster),
         ("forwarded (capstan → upstream)", dns, "www.example.test."),
         ("upstream directly", upstream, "www.example.test."),
-    ] {
+    ];
+    if let Some(d) = &dnsmasq {
+        targets.insert(1, ("cluster name (dnsmasq hosts)", d.addr, cluster));
+    }
+    for &(what, target, name) in &targets {
         for &rate in rates {
             let (sent, answered, qps, lat) = fixed_rate(target, name, rate, secs)?;
             eprintln!("  {what} @ {rate}/s: {answered}/{sent}, {}", lat.short());
