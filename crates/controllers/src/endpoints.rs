@@ -337,7 +337,10 @@ fn endpoint_port(svc_port: &Value, port: i64) -> Value {
 /// address), before repacking.
 type Entry = (Value, bool, Option<Value>);
 
-fn address_key(a: &Value) -> (String, String) {
+/// An address's identity: (ip, target uid).
+type AddrKey = (String, String);
+
+fn address_key(a: &Value) -> AddrKey {
     (
         str_at(a, "/ip").to_string(),
         str_at(a, "/targetRef/uid").to_string(),
@@ -347,10 +350,9 @@ fn address_key(a: &Value) -> (String, String) {
 /// kube's RepackSubsets: each distinct set of (address, ready) gets one subset with every
 /// port it serves; an address not ready for a port is not ready there (not ready trumps).
 fn repack(entries: Vec<Entry>) -> Vec<Value> {
-    let mut addrs: HashMap<(String, String), Value> = HashMap::new();
+    let mut addrs: HashMap<AddrKey, Value> = HashMap::new();
     // Port (canonical string; "" for none) → address key → ready.
-    let mut by_port: BTreeMap<String, (Option<Value>, BTreeMap<(String, String), bool>)> =
-        BTreeMap::new();
+    let mut by_port: BTreeMap<String, (Option<Value>, BTreeMap<AddrKey, bool>)> = BTreeMap::new();
     for (a, ready, port) in entries {
         let k = address_key(&a);
         addrs.entry(k.clone()).or_insert(a);
@@ -363,7 +365,7 @@ fn repack(entries: Vec<Entry>) -> Vec<Value> {
         *r = *r && ready;
     }
     // The set of (address, ready) → the ports offered to it.
-    let mut groups: BTreeMap<Vec<((String, String), bool)>, Vec<Value>> = BTreeMap::new();
+    let mut groups: BTreeMap<Vec<(AddrKey, bool)>, Vec<Value>> = BTreeMap::new();
     for (_, (port, set)) in by_port {
         let g = groups.entry(set.into_iter().collect()).or_default();
         if let Some(p) = port {

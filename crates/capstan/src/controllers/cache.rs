@@ -64,6 +64,11 @@ impl Cache {
         self.objects.read().unwrap().get(key).map(|v| (**v).clone())
     }
 
+    /// The object at `key`, shared with the cache (no copy).
+    pub fn get_shared(&self, key: &str) -> Option<Arc<Value>> {
+        self.objects.read().unwrap().get(key).cloned()
+    }
+
     /// The objects `keep` selects.
     pub fn list(&self, keep: impl Fn(&Value) -> bool) -> Vec<Value> {
         self.objects

@@ -9,6 +9,8 @@ mod cronjob;
 mod daemonset;
 mod deployment;
 mod disruption;
+mod endpoints;
+mod endpointslice;
 mod expectations;
 mod gc;
 mod job;
@@ -19,6 +21,7 @@ mod queue;
 mod replicaset;
 mod statefulset;
 mod writes;
+mod written;
 
 use capstan_agent::api::Api;
 use capstan_controllers::replicaset::Kind;
@@ -37,6 +40,8 @@ pub const ALL: &[&str] = &[
     "nodelifecycle",
     "namespace",
     "podgc",
+    "endpoint",
+    "endpointslice",
 ];
 
 #[derive(clap::Args, Debug, Clone)]
@@ -46,7 +51,7 @@ pub struct ControllerFlags {
     pub disable_controllers: bool,
     /// The controllers to run ("*" for all; "-name" leaves one out): replicaset,
     /// replicationcontroller, deployment, daemonset, statefulset, job, cronjob, garbagecollector,
-    /// disruption, nodelifecycle, namespace, podgc.
+    /// disruption, nodelifecycle, namespace, podgc, endpoint, endpointslice.
     #[arg(long, value_delimiter = ',', default_value = "*")]
     pub controllers: Vec<String>,
     /// Number of terminated pods that can exist before the pod garbage collector starts
@@ -143,6 +148,8 @@ pub async fn run(api: Api, names: Vec<&'static str>, flags: ControllerFlags) {
             "nodelifecycle" => nodelifecycle::register(&mut caches),
             "namespace" => namespace::register(&mut caches),
             "podgc" => podgc::register(&mut caches),
+            "endpoint" => endpoints::register(&mut caches),
+            "endpointslice" => endpointslice::register(&mut caches),
             _ => {}
         }
     }
@@ -165,6 +172,8 @@ pub async fn run(api: Api, names: Vec<&'static str>, flags: ControllerFlags) {
                 "nodelifecycle" => nodelifecycle::run(api, &caches, flags.node_lifecycle).await,
                 "namespace" => namespace::run(api, &caches).await,
                 "podgc" => podgc::run(api, &caches, threshold).await,
+                "endpoint" => endpoints::run(api, &caches).await,
+                "endpointslice" => endpointslice::run(api, &caches).await,
                 _ => {}
             }
         }));
