@@ -1,8 +1,8 @@
 //! The Endpoints and EndpointSlice controllers end to end on simulated nodes (which give pods
 //! IPs and Ready), driven with the real kubectl: a Deployment of 3 behind a ClusterIP
 //! service shows its 3 `IP:port` in `kubectl get endpoints` and in `kubectl get
-//! endpointslices -l kubernetes.io/service-name=web`; scaling to 5 and to 1 is followed
-//! (the time from `kubectl scale` to the Endpoints is printed); a named targetPort resolves
+//! endpointslices -l kubernetes.io/service-name=web`; scaling to 5, 130 (slices of at most
+//! 100) and 1 is followed (the time from `kubectl scale` to the Endpoints is printed); a named targetPort resolves
 //! to the container port; a selector-less service's hand-made Endpoints are left alone; a
 //! headless service of a StatefulSet gets a hostname per address; deleting a service takes
 //! its Endpoints and slices along.
@@ -177,14 +177,20 @@ spec:
         image: busybox:1.36
 "#;
 
+/// `IP:8080` for each IP, sorted as strings.
+fn with_port(ips: &[String]) -> Vec<String> {
+    let mut v: Vec<String> = ips.iter().map(|ip| format!("{ip}:8080")).collect();
+    v.sort();
+    v
+}
+
 fn timed_scale(t: &T, n: usize) -> Duration {
     let start = Instant::now();
     t.k(&["scale", "deployment/web", &format!("--replicas={n}")])
         .ok();
     t.until(60, &format!("{n} endpoints"), || {
         let ips = t.pod_ips("app=web");
-        let want: Vec<String> = ips.iter().map(|ip| format!("{ip}:8080")).collect();
-        ips.len() == n && t.endpoints("web") == want
+        ips.len() == n && t.endpoints("web") == with_port(&ips)
     });
     start.elapsed()
 }
@@ -202,8 +208,7 @@ fn endpoints_and_slices_follow_pods() {
     t.apply(WEB);
     t.until(60, "3 endpoints of 3 ready pods", || {
         let ips = t.pod_ips("app=web");
-        ips.len() == 3
-            && t.endpoints("web") == ips.iter().map(|i| format!("{i}:8080")).collect::<Vec<_>>()
+        ips.len() == 3 && t.endpoints("web") == with_port(&ips)
     });
     let ips = t.pod_ips("app=web");
 
@@ -216,7 +221,7 @@ fn endpoints_and_slices_follow_pods() {
     assert_eq!(row[0], "web", "{out}");
     let mut shown: Vec<&str> = row[1].split(',').collect();
     shown.sort();
-    let want: Vec<String> = ips.iter().map(|i| format!("{i}:8080")).collect();
+    let want = with_port(&ips);
     assert_eq!(shown, want, "{out}");
     let ep = t.json(&["get", "endpoints", "web"]);
     assert_eq!(ep["metadata"]["labels"]["team"], "a", "{ep}");
@@ -300,10 +305,45 @@ fn endpoints_and_slices_follow_pods() {
 
     // Scale up and down: the Endpoints follow.
     let up = timed_scale(&t, 5);
+    // Over 100 endpoints: more slices of at most 100 each, the same endpoints in all.
+    let big = timed_scale(&t, 130);
+    t.until(20, "130 endpoints in slices of at most 100", || {
+        let v = t.json(&[
+            "get",
+            "endpointslices",
+            "-l",
+            "kubernetes.io/service-name=web",
+        ]);
+        let mut sizes: Vec<usize> = v["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| s["endpoints"].as_array().map_or(0, Vec::len))
+            .collect();
+        // As kube's reconciler, a batch that does not fit the room left in a slice goes
+        // into a new one (no rebalancing): 100 + 30 when one sync sees them all.
+        sizes.len() >= 2 && sizes.iter().all(|n| *n <= 100) && sizes.iter().sum::<usize>() == 130
+    });
+    let out = t
+        .k(&[
+            "get",
+            "endpointslices",
+            "-l",
+            "kubernetes.io/service-name=web",
+        ])
+        .ok();
+    let rows: Vec<&str> = out.lines().skip(1).collect();
+    assert!(
+        rows.len() >= 2 && rows.iter().all(|r| r.contains(" more...")),
+        "{out}"
+    );
+    let out = t.k(&["get", "endpoints", "web"]).ok();
+    assert!(out.contains(" + 127 more..."), "{out}");
     let down = timed_scale(&t, 1);
     println!(
-        "scale 3→5: Endpoints updated {:.0} ms after kubectl scale; 5→1: {:.0} ms",
+        "Endpoints updated after kubectl scale: 3→5 in {:.0} ms, 5→130 in {:.0} ms, 130→1 in {:.0} ms",
         up.as_secs_f64() * 1000.0,
+        big.as_secs_f64() * 1000.0,
         down.as_secs_f64() * 1000.0
     );
     t.until(10, "one slice endpoint", || {

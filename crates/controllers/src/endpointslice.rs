@@ -12,7 +12,7 @@ use crate::endpoints::{
 use crate::{deleting, labels_ref, name, namespace, owner_refs, pod, str_at, uid};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
-use std::borrow::Borrow;
+use std::borrow::{Borrow, Cow};
 use std::collections::BTreeMap;
 
 pub const SERVICE_NAME: &str = "kubernetes.io/service-name";
@@ -218,7 +218,8 @@ fn by_port_mapping(
     address_type: &str,
     max: usize,
 ) -> Changes {
-    let mut work: Vec<(Value, State)> = Vec::new();
+    // Unchanged slices stay borrowed: a sync copies only the slices it writes.
+    let mut work: Vec<(Cow<Value>, State)> = Vec::new();
     // 1. Existing slices: drop what is no longer desired, replace what changed.
     for s in existing {
         let eps = arr(s, "endpoints");
@@ -241,14 +242,14 @@ fn by_port_mapping(
         };
         if updated || eps.len() != kept.len() {
             if kept.is_empty() {
-                work.push(((*s).clone(), State::Delete));
+                work.push((Cow::Borrowed(*s), State::Delete));
             } else {
-                work.push((with(Some(kept)), State::Update));
+                work.push((Cow::Owned(with(Some(kept))), State::Update));
             }
         } else if labels_changed {
-            work.push((with(None), State::Update));
+            work.push((Cow::Owned(with(None)), State::Update));
         } else {
-            work.push(((*s).clone(), State::Unchanged));
+            work.push((Cow::Borrowed(*s), State::Unchanged));
         }
     }
     // 2. Fill the slices being updated anyway, fullest first.
@@ -261,7 +262,7 @@ fn by_port_mapping(
             let Some((_, e)) = desired.pop_first() else {
                 break;
             };
-            push(&mut work[i].0, e);
+            push(work[i].0.to_mut(), e);
         }
     }
     // 3. The rest into the unchanged slice it fits best, else into new slices.
@@ -285,7 +286,7 @@ fn by_port_mapping(
         let target = match fill {
             Some(i) => {
                 work[i].1 = State::Update;
-                &mut work[i].0
+                work[i].0.to_mut()
             }
             None => {
                 create.push(new_slice(svc, ports, address_type));
@@ -302,8 +303,8 @@ fn by_port_mapping(
     let (mut update, mut delete) = (Vec::new(), Vec::new());
     for (s, st) in work {
         match st {
-            State::Update => update.push(s),
-            State::Delete => delete.push(s),
+            State::Update => update.push(s.into_owned()),
+            State::Delete => delete.push(s.into_owned()),
             State::Unchanged => {}
         }
     }
@@ -356,25 +357,25 @@ fn by_address_type(
             set.insert(endpoint_key(&e), e);
         }
     }
+    for (k, slices) in &by_ports {
+        if !desired.contains_key(k) {
+            delete.extend(slices.iter().map(|s| (*s).clone()));
+        }
+    }
     let (mut create, mut update) = (Vec::new(), Vec::new());
-    for (k, (ports, set)) in desired.iter() {
+    for (k, (ports, set)) in desired {
         let none = Vec::new();
         let (c, u, d) = by_port_mapping(
             svc,
-            by_ports.get(k).unwrap_or(&none),
-            set.clone(),
-            ports,
+            by_ports.get(&k).unwrap_or(&none),
+            set,
+            &ports,
             address_type,
             max,
         );
         create.extend(c);
         update.extend(u);
         delete.extend(d);
-    }
-    for (k, slices) in &by_ports {
-        if !desired.contains_key(k) {
-            delete.extend(slices.iter().map(|s| (*s).clone()));
-        }
     }
     // Nothing left: keep (or make) one empty placeholder slice.
     if existing.len() == delete.len() && create.is_empty() {
