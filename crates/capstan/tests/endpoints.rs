@@ -314,7 +314,7 @@ fn endpoints_and_slices_follow_pods() {
             "-l",
             "kubernetes.io/service-name=web",
         ]);
-        let mut sizes: Vec<usize> = v["items"]
+        let sizes: Vec<usize> = v["items"]
             .as_array()
             .into_iter()
             .flatten()
