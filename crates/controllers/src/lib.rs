@@ -22,11 +22,17 @@
 //! * [`servicelb`]: LoadBalancer ingress IPs from a pool (service-lb).
 //! * [`statefulset`]: StatefulSet (ordered pods with stable names, ControllerRevisions,
 //!   RollingUpdate with partition, OnDelete, claims, status).
+//! * [`endpoints`]: Endpoints of a service with a selector (ready and not-ready addresses,
+//!   target ports per pod, subsets repacked by port set), and what it shares with
+//!   [`endpointslice`]: EndpointSlices (at most 100 endpoints each, updated in place,
+//!   ready/serving/terminating conditions).
 
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
+pub mod endpoints;
+pub mod endpointslice;
 pub mod gc;
 pub mod job;
 pub mod namespace;

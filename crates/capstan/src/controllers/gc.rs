@@ -26,6 +26,8 @@ const MONITORED: &[(&str, &str, &str)] = &[
     ("batch", "v1", "jobs"),
     ("apps", "v1", "controllerrevisions"),
     ("", "v1", "persistentvolumeclaims"),
+    ("", "v1", "services"),
+    ("discovery.k8s.io", "v1", "endpointslices"),
 ];
 
 pub fn register(caches: &mut Caches) {

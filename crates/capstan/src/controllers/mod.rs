@@ -9,6 +9,8 @@ mod cronjob;
 mod daemonset;
 mod deployment;
 mod disruption;
+mod endpoints;
+mod endpointslice;
 mod expectations;
 mod gc;
 mod job;
@@ -20,6 +22,7 @@ mod replicaset;
 mod servicelb;
 mod statefulset;
 mod writes;
+mod written;
 
 use capstan_agent::api::Api;
 use capstan_controllers::replicaset::Kind;
@@ -39,6 +42,8 @@ pub const ALL: &[&str] = &[
     "namespace",
     "podgc",
     "service-lb",
+    "endpoint",
+    "endpointslice",
 ];
 
 #[derive(clap::Args, Debug, Clone)]
@@ -48,7 +53,7 @@ pub struct ControllerFlags {
     pub disable_controllers: bool,
     /// The controllers to run ("*" for all; "-name" leaves one out): replicaset,
     /// replicationcontroller, deployment, daemonset, statefulset, job, cronjob, garbagecollector,
-    /// disruption, nodelifecycle, namespace, podgc, service-lb.
+    /// disruption, nodelifecycle, namespace, podgc, service-lb, endpoint, endpointslice.
     #[arg(long, value_delimiter = ',', default_value = "*")]
     pub controllers: Vec<String>,
     /// Number of terminated pods that can exist before the pod garbage collector starts
@@ -151,6 +156,8 @@ pub async fn run(api: Api, names: Vec<&'static str>, flags: ControllerFlags) {
             "namespace" => namespace::register(&mut caches),
             "podgc" => podgc::register(&mut caches),
             "service-lb" => servicelb::register(&mut caches),
+            "endpoint" => endpoints::register(&mut caches),
+            "endpointslice" => endpointslice::register(&mut caches),
             _ => {}
         }
     }
@@ -174,6 +181,8 @@ pub async fn run(api: Api, names: Vec<&'static str>, flags: ControllerFlags) {
                 "namespace" => namespace::run(api, &caches).await,
                 "podgc" => podgc::run(api, &caches, threshold).await,
                 "service-lb" => servicelb::run(api, &caches, &flags.ingress_ip_cidr).await,
+                "endpoint" => endpoints::run(api, &caches).await,
+                "endpointslice" => endpointslice::run(api, &caches).await,
                 _ => {}
             }
         }));
