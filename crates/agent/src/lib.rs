@@ -13,6 +13,7 @@ pub mod kubelet;
 pub mod node;
 pub mod pods;
 pub mod podstatus;
+pub mod proxy;
 pub mod registries;
 
 use anyhow::{Context, Result};

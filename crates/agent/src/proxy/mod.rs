@@ -1,0 +1,3 @@
+//! The service proxy (nftables mode): `rules.rs` is the pure ruleset generator.
+
+pub mod rules;
