@@ -13,6 +13,7 @@ pub mod kubelet;
 pub mod node;
 pub mod pods;
 pub mod podstatus;
+pub mod proxy;
 pub mod registries;
 
 use anyhow::{Context, Result};
@@ -51,6 +52,10 @@ pub struct AgentConfig {
     pub eviction_hard: String,
     /// Port of the kubelet HTTPS server (logs, exec, attach, port-forward); 0 picks a free one.
     pub kubelet_port: u16,
+    /// The service proxy (`--proxy-mode`).
+    pub proxy_mode: proxy::Mode,
+    /// The proxy's nftables table (`ip <name>`; "" = [`proxy::DEFAULT_TABLE`]).
+    pub proxy_table: String,
 }
 
 fn read_trim(path: &str) -> String {
@@ -256,6 +261,28 @@ pub async fn run(cfg: AgentConfig, shutdown: impl std::future::Future<Output = (
         std::time::Duration::from_secs(5),
     ));
     let pod_manager = tokio::spawn(pods::run(ctx, cfg.pod_manifest_path.clone()));
+    let (stop_proxy, proxy_stop) = tokio::sync::oneshot::channel::<()>();
+    let proxy = match cfg.proxy_mode {
+        proxy::Mode::Nftables => {
+            let table = if cfg.proxy_table.is_empty() {
+                proxy::DEFAULT_TABLE.to_string()
+            } else {
+                cfg.proxy_table.clone()
+            };
+            Some(tokio::spawn(proxy::run(
+                api.clone(),
+                facts.name.clone(),
+                table,
+                async {
+                    let _ = proxy_stop.await;
+                },
+            )))
+        }
+        proxy::Mode::None => None,
+        proxy::Mode::Userspace => {
+            anyhow::bail!("--proxy-mode userspace is not implemented yet; use nftables or none")
+        }
+    };
     tracing::info!(node = %facts.name, pod_cidr = %facts.pod_cidr, runtime = %facts.runtime_version, "node agent started");
     // A containerd we started is restarted when it dies; the node reports NotReady meanwhile.
     let (stop_supervisor, supervisor_stop) = tokio::sync::oneshot::channel::<()>();
@@ -314,6 +341,11 @@ pub async fn run(cfg: AgentConfig, shutdown: impl std::future::Future<Output = (
     tokio::select! {
         _ = heartbeat => {}
         _ = shutdown => {}
+    }
+    // The proxy removes its table; a restarted agent rebuilds it from the API.
+    let _ = stop_proxy.send(());
+    if let Some(p) = proxy {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), p).await;
     }
     // Containers keep running: a restarted agent adopts them.
     pod_manager.abort();

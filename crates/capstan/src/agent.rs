@@ -301,7 +301,7 @@ pub async fn run(args: AgentArgs) -> Result<()> {
         kubelet_port: args.kubelet_port,
         ..Default::default()
     };
-    args.node.apply(&mut cfg);
+    args.node.apply(&mut cfg)?;
     capstan_agent::run(cfg, shutdown).await?;
     tracing::info!("agent stopped");
     Ok(())

@@ -101,12 +101,32 @@ pub struct NodeFlags {
     /// Hard eviction thresholds of the node agent ("" turns node-pressure eviction off).
     #[arg(long, default_value = capstan_agent::pods::eviction::DEFAULT_HARD)]
     pub eviction_hard: String,
+    /// The service proxy of the node: nftables (table `ip <--proxy-nft-table>`), none, or
+    /// userspace (not implemented yet).
+    #[arg(long, default_value = "nftables")]
+    pub proxy_mode: capstan_agent::proxy::Mode,
+    /// The nftables table the proxy owns (one per node on a host).
+    #[arg(long, default_value = capstan_agent::proxy::DEFAULT_TABLE, value_parser = parse_table)]
+    pub proxy_nft_table: String,
+}
+
+fn parse_table(s: &str) -> Result<String, String> {
+    if capstan_agent::proxy::valid_table(s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "invalid nftables table name {s:?} (a letter, then letters, digits, '-' or '_'; at most 63)"
+        ))
+    }
 }
 
 impl NodeFlags {
     /// Fill the agent configuration's node settings (the registries file defaults to
     /// `<data-dir>/registries.yaml`).
-    pub fn apply(&self, cfg: &mut capstan_agent::AgentConfig) {
+    pub fn apply(&self, cfg: &mut capstan_agent::AgentConfig) -> Result<()> {
+        self.proxy_mode.check().map_err(anyhow::Error::msg)?;
+        cfg.proxy_mode = self.proxy_mode;
+        cfg.proxy_table = self.proxy_nft_table.clone();
         cfg.cluster_dns = self.cluster_dns.clone();
         cfg.cluster_domain = self.cluster_domain.clone();
         cfg.default_runtime = self.default_runtime.clone();
@@ -119,6 +139,7 @@ impl NodeFlags {
         );
         cfg.system_reserved = self.system_reserved.clone();
         cfg.eviction_hard = self.eviction_hard.clone();
+        Ok(())
     }
 }
 
@@ -146,6 +167,9 @@ fn parse_port_range(s: &str) -> Result<(u16, u16)> {
 pub async fn run(args: ServerArgs) -> Result<()> {
     let started = Instant::now();
     let shutdown = shutdown_signal()?;
+    if !args.disable_agent {
+        args.node.proxy_mode.check().map_err(anyhow::Error::msg)?;
+    }
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating data dir {}", data_dir.display()))?;
@@ -323,7 +347,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
             kubelet_port: args.kubelet_port,
             ..Default::default()
         };
-        args.node.apply(&mut cfg);
+        args.node.apply(&mut cfg)?;
         Some(tokio::spawn(async move {
             // The control plane keeps serving if the node agent cannot start (say, no containerd).
             if let Err(e) = capstan_agent::run(cfg, async {

@@ -1,0 +1,304 @@
+//! The service proxy (nftables mode). `rules.rs` is the pure ruleset generator; this is its
+//! edge: list+watch of Services and EndpointSlices (discovery.k8s.io/v1), a rebuild debounced
+//! by [`DEBOUNCE`] after each change, `nft -f -` only when the text changed (a failure is
+//! logged and retried), the table deleted on a clean shutdown. Nothing is applied before both
+//! resources have been listed, so a restarted agent rebuilds from the API, never from an
+//! empty view.
+
+pub mod rules;
+
+use crate::api::Api;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// How long a rebuild waits after a change for more changes.
+pub const DEBOUNCE: Duration = Duration::from_millis(20);
+
+/// The nftables table of the server's own node unless `--proxy-nft-table` says otherwise.
+pub const DEFAULT_TABLE: &str = "capstan";
+
+/// `--proxy-mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    #[default]
+    Nftables,
+    Userspace,
+    None,
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Mode, String> {
+        match s {
+            "nftables" => Ok(Mode::Nftables),
+            "userspace" => Ok(Mode::Userspace),
+            "none" => Ok(Mode::None),
+            _ => Err(format!(
+                "unknown proxy mode {s:?} (expected nftables, userspace or none)"
+            )),
+        }
+    }
+}
+
+impl Mode {
+    /// The modes this build can run; userspace is not implemented yet.
+    pub fn check(self) -> Result<(), String> {
+        match self {
+            Mode::Userspace => {
+                Err("--proxy-mode userspace is not implemented yet; use nftables or none".into())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Whether `name` can be an nftables table name (letters, digits, `-`, `_`, at most 63).
+pub fn valid_table(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+type Objects = Arc<Mutex<BTreeMap<String, Value>>>;
+
+/// One resource mirrored from the API: the objects, whether the first list arrived.
+struct Mirror {
+    objects: Objects,
+    listed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+fn key(v: &Value) -> String {
+    format!(
+        "{}/{}",
+        v["metadata"]["namespace"].as_str().unwrap_or_default(),
+        v["metadata"]["name"].as_str().unwrap_or_default()
+    )
+}
+
+fn slim(mut v: Value) -> Value {
+    if let Some(md) = v["metadata"].as_object_mut() {
+        md.remove("managedFields");
+    }
+    v
+}
+
+/// List and watch `path` forever into a [`Mirror`], poking `changed` after each change.
+fn mirror(
+    api: Api,
+    path: &'static str,
+    changed: Arc<Notify>,
+) -> (Mirror, tokio::task::JoinHandle<()>) {
+    let objects: Objects = Default::default();
+    let listed: Arc<std::sync::atomic::AtomicBool> = Default::default();
+    let m = Mirror {
+        objects: objects.clone(),
+        listed: listed.clone(),
+    };
+    let task = tokio::spawn(async move {
+        loop {
+            let list = match api.call("GET", path, None).await {
+                Ok(a) if a.code == 200 => a.body,
+                Ok(a) => {
+                    tracing::warn!(code = a.code, path, "proxy: listing");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, path, "proxy: listing");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            let items: BTreeMap<String, Value> = list["items"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|v| (key(&v), slim(v)))
+                .collect();
+            *objects.lock().expect("proxy objects") = items;
+            listed.store(true, std::sync::atomic::Ordering::SeqCst);
+            changed.notify_one();
+            let rv = list["metadata"]["resourceVersion"].as_str().unwrap_or("0");
+            let watch = format!(
+                "{path}?watch=true&resourceVersion={rv}&allowWatchBookmarks=true&timeoutSeconds=300"
+            );
+            let mut w = match api.watch(&watch).await {
+                Ok(w) => w,
+                Err(e) => {
+                    tracing::warn!(error = %e, path, "proxy: watching");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            loop {
+                match w.next().await {
+                    Ok(Some(ev)) => {
+                        let obj = ev["object"].clone();
+                        match ev["type"].as_str().unwrap_or_default() {
+                            "ADDED" | "MODIFIED" => {
+                                objects
+                                    .lock()
+                                    .expect("proxy objects")
+                                    .insert(key(&obj), slim(obj));
+                            }
+                            "DELETED" => {
+                                objects.lock().expect("proxy objects").remove(&key(&obj));
+                            }
+                            "BOOKMARK" => continue,
+                            // ERROR (say 410 Expired): relist.
+                            _ => break,
+                        }
+                        changed.notify_one();
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::debug!(error = %e, path, "proxy: watch ended");
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    (m, task)
+}
+
+/// The node's IPv4 addresses NodePorts answer on (global scope: not 127.0.0.1).
+fn node_addresses() -> Vec<String> {
+    let out = std::process::Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "scope", "global"])
+        .output();
+    let Ok(out) = out else { return Vec::new() };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            l.split_whitespace()
+                .skip_while(|w| *w != "inet")
+                .nth(1)
+                .and_then(|a| a.split('/').next())
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+/// `nft -f -` with `script` on stdin; the error is nft's message.
+pub async fn nft(script: &str) -> Result<(), String> {
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("running nft: {e}"))?;
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    stdin
+        .write_all(script.as_bytes())
+        .await
+        .map_err(|e| format!("writing to nft: {e}"))?;
+    drop(stdin);
+    let out = child
+        .wait_with_output()
+        .await
+        .map_err(|e| format!("running nft: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+/// Bridged pod-to-pod replies must pass the ip hooks (conntrack undoes the DNAT); this host's
+/// kernel has br_netfilter built in with it on, so this only turns it on where it is off.
+fn ensure_bridge_netfilter() {
+    let path = "/proc/sys/net/bridge/bridge-nf-call-iptables";
+    if std::fs::read_to_string(path).is_ok_and(|v| v.trim() == "0") {
+        if let Err(e) = std::fs::write(path, "1") {
+            tracing::warn!(error = %e, "proxy: cannot enable net.bridge.bridge-nf-call-iptables; pod-to-service traffic on one bridge may fail");
+        }
+    }
+}
+
+/// Run the proxy until `stop` resolves, then delete its table.
+pub async fn run(
+    api: Api,
+    node: String,
+    table: String,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    ensure_bridge_netfilter();
+    let changed = Arc::new(Notify::new());
+    let (services, t1) = mirror(api.clone(), "/api/v1/services", changed.clone());
+    let (slices, t2) = mirror(
+        api,
+        "/apis/discovery.k8s.io/v1/endpointslices",
+        changed.clone(),
+    );
+    let sync = async {
+        let mut last: Option<String> = None;
+        // After a failed apply: 1 s, doubling to 30 s (say, no nft on this host).
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            // A change, or a periodic pass (node addresses change; a failed apply retries).
+            let _ = tokio::time::timeout(Duration::from_secs(10), changed.notified()).await;
+            tokio::time::sleep(DEBOUNCE).await;
+            let ready = |m: &Mirror| m.listed.load(std::sync::atomic::Ordering::SeqCst);
+            if !ready(&services) || !ready(&slices) {
+                continue;
+            }
+            let svcs: Vec<Value> = services
+                .objects
+                .lock()
+                .expect("proxy objects")
+                .values()
+                .cloned()
+                .collect();
+            let sls: Vec<Value> = slices
+                .objects
+                .lock()
+                .expect("proxy objects")
+                .values()
+                .cloned()
+                .collect();
+            let ips = tokio::task::spawn_blocking(node_addresses)
+                .await
+                .unwrap_or_default();
+            let script = rules::ruleset(&table, &node, &ips, &svcs, &sls);
+            if last.as_deref() == Some(script.as_str()) {
+                continue;
+            }
+            match nft(&script).await {
+                Ok(()) => {
+                    tracing::info!(table = %table, services = svcs.len(), slices = sls.len(), "proxy: ruleset applied");
+                    last = Some(script);
+                    backoff = Duration::from_secs(1);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, table = %table, "proxy: applying the ruleset failed");
+                    last = None;
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    changed.notify_one();
+                }
+            }
+        }
+    };
+    tracing::info!(table = %table, "service proxy started (nftables)");
+    tokio::select! {
+        _ = sync => {}
+        _ = stop => {}
+    }
+    t1.abort();
+    t2.abort();
+    match nft(&format!("table ip {table} {{}}\ndelete table ip {table}\n")).await {
+        Ok(()) => tracing::info!(table = %table, "proxy: table deleted"),
+        Err(e) => tracing::warn!(error = %e, table = %table, "proxy: deleting the table"),
+    }
+}

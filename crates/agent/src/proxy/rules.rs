@@ -1,0 +1,443 @@
+//! The service proxy's ruleset: Services and EndpointSlices (as the API serves them) → the
+//! text of one nftables table, as an `nft -f` script that replaces the table in one
+//! transaction (`table ip T {}` + `delete table ip T` + the table).
+//!
+//! Layout (kube-proxy's nftables mode, simplified):
+//! - `service-ips` (`ip daddr . l4proto . dport` → verdict): cluster IPs → `svc-…`,
+//!   externalIPs and LoadBalancer ingress IPs → `ext-…`; `service-nodeports`
+//!   (`l4proto . dport` → `ext-…`) for destinations in `nodeport-ips` (the node's addresses).
+//!   Both are consulted from `nat-prerouting` (dstnat) and `nat-output` (host traffic).
+//! - `svc-…`: ClientIP affinity (`ip saddr @aff-<ep>` → that endpoint) then
+//!   `numgen random mod N vmap` over the `ep-…` chains; `ext-…` marks for masquerade first.
+//! - `ep-…`: marks hairpin traffic (source = the endpoint), records affinity, DNATs.
+//! - `nat-postrouting` masquerades marked packets.
+//! - Services without a ready endpoint are in `no-endpoint-services`/`no-endpoint-nodeports`,
+//!   checked from filter chains at priority -110 (before DNAT) on input, forward and output,
+//!   which `reject` (a TCP reset, ICMP port unreachable otherwise) new connections.
+//!
+//! Only IPv4. Endpoints count when `conditions.ready` is not false; a service port takes the
+//! slice port of the same name and protocol. `externalTrafficPolicy: Local` sends external
+//! traffic only to endpoints on this node (dropped when there is none), without masquerade.
+//! Everything is sorted, so equal inputs give equal text.
+
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
+use std::net::Ipv4Addr;
+
+/// The packet mark bit that asks `nat-postrouting` to masquerade.
+pub const MASQUERADE_MARK: u32 = 0x4000;
+
+/// One ready endpoint of a service port.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Endpoint {
+    ip: Ipv4Addr,
+    port: u16,
+    local: bool,
+}
+
+/// A service port with what it is reachable on and where it goes.
+#[derive(Debug)]
+struct SvcPort {
+    /// `<ns>/<name>/<proto>/<port name or number>`, unique per service port.
+    id: String,
+    proto: &'static str,
+    port: u16,
+    node_port: Option<u16>,
+    cluster_ips: Vec<Ipv4Addr>,
+    /// externalIPs and LoadBalancer ingress IPs.
+    external_ips: Vec<Ipv4Addr>,
+    /// ClientIP affinity timeout in seconds.
+    affinity: Option<u64>,
+    local_external: bool,
+    endpoints: Vec<Endpoint>,
+}
+
+/// Whether `s` is safe inside an nft identifier (names of API objects always are).
+fn ident_safe(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+}
+
+fn proto_of(v: &Value) -> Option<&'static str> {
+    match v.as_str().unwrap_or("TCP") {
+        "TCP" => Some("tcp"),
+        "UDP" => Some("udp"),
+        "SCTP" => Some("sctp"),
+        _ => None,
+    }
+}
+
+fn ipv4s<'a>(it: impl IntoIterator<Item = &'a Value>) -> Vec<Ipv4Addr> {
+    let set: BTreeSet<Ipv4Addr> = it
+        .into_iter()
+        .filter_map(|v| v.as_str()?.parse().ok())
+        .collect();
+    set.into_iter().collect()
+}
+
+fn arr(v: &Value) -> &[Value] {
+    v.as_array().map(Vec::as_slice).unwrap_or_default()
+}
+
+/// The ready endpoints the slices of `ns/name` give the port named `port_name` of `proto`.
+fn endpoints_for(
+    slices: &[Value],
+    ns: &str,
+    name: &str,
+    port_name: &str,
+    proto: &str,
+    node: &str,
+) -> Vec<Endpoint> {
+    let mut out = BTreeSet::new();
+    for sl in slices {
+        let md = &sl["metadata"];
+        if md["namespace"].as_str() != Some(ns)
+            || md["labels"]["kubernetes.io/service-name"].as_str() != Some(name)
+            || sl["addressType"].as_str() != Some("IPv4")
+        {
+            continue;
+        }
+        let Some(port) = arr(&sl["ports"]).iter().find_map(|p| {
+            let named = p["name"].as_str().unwrap_or("") == port_name;
+            (named && proto_of(&p["protocol"]) == Some(proto))
+                .then(|| p["port"].as_u64().and_then(|n| u16::try_from(n).ok()))
+                .flatten()
+                .filter(|n| *n != 0)
+        }) else {
+            continue;
+        };
+        for ep in arr(&sl["endpoints"]) {
+            if ep["conditions"]["ready"] == Value::Bool(false) {
+                continue;
+            }
+            let Some(ip) = arr(&ep["addresses"])
+                .first()
+                .and_then(|a| a.as_str()?.parse::<Ipv4Addr>().ok())
+            else {
+                continue;
+            };
+            out.insert(Endpoint {
+                ip,
+                port,
+                local: ep["nodeName"].as_str() == Some(node),
+            });
+        }
+    }
+    // One entry per address:port (two slices may list the same endpoint).
+    let mut seen = BTreeSet::new();
+    out.into_iter()
+        .filter(|e| seen.insert((e.ip, e.port)))
+        .collect()
+}
+
+fn service_ports(services: &[Value], slices: &[Value], node: &str) -> Vec<SvcPort> {
+    let mut out = Vec::new();
+    for svc in services {
+        let (md, spec) = (&svc["metadata"], &svc["spec"]);
+        let (Some(ns), Some(name)) = (md["namespace"].as_str(), md["name"].as_str()) else {
+            continue;
+        };
+        let kind = spec["type"].as_str().unwrap_or("ClusterIP");
+        if !ident_safe(ns) || !ident_safe(name) || kind == "ExternalName" {
+            continue;
+        }
+        let mut cluster_ips = ipv4s(arr(&spec["clusterIPs"]));
+        if cluster_ips.is_empty() {
+            cluster_ips = ipv4s(std::iter::once(&spec["clusterIP"]));
+        }
+        if cluster_ips.is_empty() {
+            // Headless ("None") or not allocated: nothing to proxy.
+            continue;
+        }
+        let mut external: Vec<&Value> = arr(&spec["externalIPs"]).iter().collect();
+        if kind == "LoadBalancer" {
+            external.extend(
+                arr(&svc["status"]["loadBalancer"]["ingress"])
+                    .iter()
+                    .map(|i| &i["ip"]),
+            );
+        }
+        let external_ips = ipv4s(external);
+        let affinity = (spec["sessionAffinity"].as_str() == Some("ClientIP")).then(|| {
+            spec["sessionAffinityConfig"]["clientIP"]["timeoutSeconds"]
+                .as_u64()
+                .filter(|t| *t > 0)
+                .unwrap_or(10800)
+        });
+        let local_external = spec["externalTrafficPolicy"].as_str() == Some("Local");
+        for p in arr(&spec["ports"]) {
+            let (Some(proto), Some(port)) = (
+                proto_of(&p["protocol"]),
+                p["port"].as_u64().and_then(|n| u16::try_from(n).ok()),
+            ) else {
+                continue;
+            };
+            let port_name = p["name"].as_str().unwrap_or("");
+            if !port_name.is_empty() && !ident_safe(port_name) {
+                continue;
+            }
+            let node_port = match kind {
+                "NodePort" | "LoadBalancer" => p["nodePort"]
+                    .as_u64()
+                    .and_then(|n| u16::try_from(n).ok())
+                    .filter(|n| *n != 0),
+                _ => None,
+            };
+            let key = if port_name.is_empty() {
+                port.to_string()
+            } else {
+                port_name.to_string()
+            };
+            out.push(SvcPort {
+                id: format!("{ns}/{name}/{proto}/{key}"),
+                proto,
+                port,
+                node_port,
+                cluster_ips: cluster_ips.clone(),
+                external_ips: external_ips.clone(),
+                affinity,
+                local_external,
+                endpoints: endpoints_for(slices, ns, name, port_name, proto, node),
+            });
+        }
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    out
+}
+
+fn ep_chain(sp: &SvcPort, e: &Endpoint) -> String {
+    format!("ep-{}/{}/{}", sp.id, e.ip, e.port)
+}
+
+fn aff_set(sp: &SvcPort, e: &Endpoint) -> String {
+    format!("aff-{}/{}/{}", sp.id, e.ip, e.port)
+}
+
+/// Write a verdict map with its (sorted) elements.
+fn write_map(out: &mut String, name: &str, ty: &str, elements: &[String]) {
+    let _ = writeln!(out, "\tmap {name} {{\n\t\ttype {ty} : verdict");
+    if !elements.is_empty() {
+        let _ = writeln!(out, "\t\telements = {{ {} }}", elements.join(",\n\t\t\t"));
+    }
+    out.push_str("\t}\n");
+}
+
+fn write_chain(out: &mut String, name: &str, rules: &[String]) {
+    let _ = writeln!(out, "\tchain {name} {{");
+    for r in rules {
+        let _ = writeln!(out, "\t\t{r}");
+    }
+    out.push_str("\t}\n");
+}
+
+/// The chain a set of endpoints balances over, or None when there is none.
+fn balance_rules(sp: &SvcPort, eps: &[&Endpoint]) -> Vec<String> {
+    let mut rules = Vec::new();
+    if sp.affinity.is_some() {
+        for e in eps {
+            rules.push(format!(
+                "ip saddr @{} goto {}",
+                aff_set(sp, e),
+                ep_chain(sp, e)
+            ));
+        }
+    }
+    let arms: Vec<String> = eps
+        .iter()
+        .enumerate()
+        .map(|(i, e)| format!("{i} : goto {}", ep_chain(sp, e)))
+        .collect();
+    rules.push(format!(
+        "numgen random mod {} vmap {{ {} }}",
+        eps.len(),
+        arms.join(", ")
+    ));
+    rules
+}
+
+/// The `nft -f` script that (re)creates table `ip <table>` for these services and slices.
+/// `node_ips` are the addresses NodePorts answer on; `node` is this node's name (for
+/// `externalTrafficPolicy: Local`). Invalid addresses and names are skipped.
+pub fn ruleset(
+    table: &str,
+    node: &str,
+    node_ips: &[String],
+    services: &[Value],
+    slices: &[Value],
+) -> String {
+    let ports = service_ports(services, slices, node);
+    let mark = format!("0x{MASQUERADE_MARK:08x}");
+    // Map keys → verdicts; the first service (in id order) keeps a key claimed twice.
+    let mut service_ips: BTreeMap<(Ipv4Addr, &str, u16), String> = BTreeMap::new();
+    let mut nodeports: BTreeMap<(&str, u16), String> = BTreeMap::new();
+    let mut chains: Vec<(String, Vec<String>)> = Vec::new();
+    let mut sets: Vec<(String, u64)> = Vec::new();
+    for sp in &ports {
+        let svc = format!("svc-{}", sp.id);
+        let ext = format!("ext-{}", sp.id);
+        let none = sp.endpoints.is_empty();
+        let verdict = |chain: &str| {
+            if none {
+                "goto reject-chain".to_string()
+            } else {
+                format!("goto {chain}")
+            }
+        };
+        for ip in &sp.cluster_ips {
+            service_ips
+                .entry((*ip, sp.proto, sp.port))
+                .or_insert_with(|| verdict(&svc));
+        }
+        for ip in &sp.external_ips {
+            service_ips
+                .entry((*ip, sp.proto, sp.port))
+                .or_insert_with(|| verdict(&ext));
+        }
+        if let Some(np) = sp.node_port {
+            nodeports
+                .entry((sp.proto, np))
+                .or_insert_with(|| verdict(&ext));
+        }
+        if none {
+            continue;
+        }
+        let all: Vec<&Endpoint> = sp.endpoints.iter().collect();
+        chains.push((svc.clone(), balance_rules(sp, &all)));
+        if !sp.external_ips.is_empty() || sp.node_port.is_some() {
+            let rules = if sp.local_external {
+                let local: Vec<&Endpoint> = sp.endpoints.iter().filter(|e| e.local).collect();
+                if local.is_empty() {
+                    vec!["drop".to_string()]
+                } else {
+                    balance_rules(sp, &local)
+                }
+            } else {
+                vec!["jump mark-for-masquerade".into(), format!("goto {svc}")]
+            };
+            chains.push((ext, rules));
+        }
+        for e in &sp.endpoints {
+            let mut rules = vec![format!("ip saddr {} jump mark-for-masquerade", e.ip)];
+            if let Some(t) = sp.affinity {
+                rules.push(format!("update @{} {{ ip saddr }}", aff_set(sp, e)));
+                sets.push((aff_set(sp, e), t));
+            }
+            rules.push(format!(
+                "meta l4proto {} dnat to {}:{}",
+                sp.proto, e.ip, e.port
+            ));
+            chains.push((ep_chain(sp, e), rules));
+        }
+    }
+    let node_ips = ipv4s(
+        &node_ips
+            .iter()
+            .map(|s| Value::String(s.clone()))
+            .collect::<Vec<_>>(),
+    );
+    let split = |m: &BTreeMap<(Ipv4Addr, &str, u16), String>, reject: bool| -> Vec<String> {
+        m.iter()
+            .filter(|(_, v)| (v.as_str() == "goto reject-chain") == reject)
+            .map(|((ip, p, port), v)| format!("{ip} . {p} . {port} : {v}"))
+            .collect()
+    };
+    let split_np = |reject: bool| -> Vec<String> {
+        nodeports
+            .iter()
+            .filter(|(_, v)| (v.as_str() == "goto reject-chain") == reject)
+            .map(|((p, port), v)| format!("{p} . {port} : {v}"))
+            .collect()
+    };
+
+    let mut out = format!("table ip {table} {{}}\ndelete table ip {table}\ntable ip {table} {{\n");
+    if ident_safe(node) {
+        let _ = writeln!(out, "\tcomment \"capstan service proxy of node {node}\"");
+    }
+    let ips: Vec<String> = node_ips.iter().map(|i| i.to_string()).collect();
+    out.push_str("\tset nodeport-ips {\n\t\ttype ipv4_addr\n");
+    if !ips.is_empty() {
+        let _ = writeln!(out, "\t\telements = {{ {} }}", ips.join(", "));
+    }
+    out.push_str("\t}\n");
+    for (name, timeout) in &sets {
+        let _ = writeln!(
+            out,
+            "\tset {name} {{\n\t\ttype ipv4_addr\n\t\tflags dynamic,timeout\n\t\ttimeout {timeout}s\n\t}}"
+        );
+    }
+    const ADDR: &str = "ipv4_addr . inet_proto . inet_service";
+    const PORT: &str = "inet_proto . inet_service";
+    write_map(&mut out, "service-ips", ADDR, &split(&service_ips, false));
+    write_map(&mut out, "service-nodeports", PORT, &split_np(false));
+    write_map(
+        &mut out,
+        "no-endpoint-services",
+        ADDR,
+        &split(&service_ips, true),
+    );
+    write_map(&mut out, "no-endpoint-nodeports", PORT, &split_np(true));
+    let check_svc = "ct state new ip daddr . meta l4proto . th dport vmap @no-endpoint-services";
+    let check_np =
+        "ct state new ip daddr @nodeport-ips meta l4proto . th dport vmap @no-endpoint-nodeports";
+    let base = |hook: &str, ty: &str, prio: &str| {
+        format!("type {ty} hook {hook} priority {prio}; policy accept;")
+    };
+    let fixed: Vec<(&str, Vec<String>)> = vec![
+        (
+            "filter-input",
+            vec![base("input", "filter", "-110"), check_svc.into(), check_np.into()],
+        ),
+        (
+            "filter-forward",
+            vec![base("forward", "filter", "-110"), check_svc.into()],
+        ),
+        (
+            "filter-output",
+            vec![base("output", "filter", "-110"), check_svc.into(), check_np.into()],
+        ),
+        (
+            "nat-prerouting",
+            vec![base("prerouting", "nat", "dstnat"), "jump services".into()],
+        ),
+        (
+            "nat-output",
+            vec![base("output", "nat", "-100"), "jump services".into()],
+        ),
+        (
+            "nat-postrouting",
+            vec![
+                base("postrouting", "nat", "srcnat"),
+                format!("meta mark & {mark} == {mark} meta mark set meta mark ^ {mark} masquerade fully-random"),
+            ],
+        ),
+        (
+            "mark-for-masquerade",
+            vec![format!("meta mark set meta mark | {mark}")],
+        ),
+        (
+            "reject-chain",
+            vec!["meta l4proto tcp reject with tcp reset".into(), "reject".into()],
+        ),
+        (
+            "services",
+            vec![
+                "ip daddr . meta l4proto . th dport vmap @service-ips".into(),
+                "ip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports".into(),
+            ],
+        ),
+    ];
+    for (name, rules) in &fixed {
+        write_chain(&mut out, name, rules);
+    }
+    for (name, rules) in &chains {
+        write_chain(&mut out, name, rules);
+    }
+    out.push_str("}\n");
+    out
+}
+
+#[cfg(test)]
+mod tests;
