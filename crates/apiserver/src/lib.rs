@@ -80,6 +80,9 @@ pub struct Config {
     /// to pods (kube-apiserver's --default-not-ready-toleration-seconds and
     /// --default-unreachable-toleration-seconds).
     pub default_toleration_seconds: (i64, i64),
+    /// The address and port other hosts and pods reach this API server at: the endpoints of
+    /// the `kubernetes` Service (None: it gets none).
+    pub advertise: Option<(String, u16)>,
 }
 
 impl Default for Config {
@@ -96,6 +99,7 @@ impl Default for Config {
             kubelet_client: None,
             node_join: None,
             default_toleration_seconds: (300, 300),
+            advertise: None,
         }
     }
 }

@@ -240,6 +240,14 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         ingress_ip_cidr: Some(ingress_ip_cidr),
         kubelet_client: Some(Arc::new(pki::kubelet_client_tls(&pki)?)),
         node_join: Some(node_join),
+        advertise: Some((
+            if args.bind_address.is_unspecified() || args.bind_address.is_loopback() {
+                capstan_agent::internal_ip()
+            } else {
+                args.bind_address.to_string()
+            },
+            args.https_listen_port,
+        )),
         default_toleration_seconds: (
             args.default_not_ready_toleration_seconds,
             args.default_unreachable_toleration_seconds,

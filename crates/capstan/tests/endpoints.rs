@@ -446,3 +446,50 @@ fn endpoints_and_slices_follow_pods() {
     assert_eq!(t.endpoints("web-named").len(), 1);
     t.k(&["get", "endpoints", "ext"]).ok();
 }
+
+/// The `kubernetes` Service's Endpoints and EndpointSlice carry the API server's advertised
+/// address and its real port (kube-apiserver's endpoint reconciler), so pods reach it through
+/// the service proxy.
+#[test]
+fn kubernetes_service_endpoints_are_the_api_server() {
+    let s = Server::start_backend(Backend::Embedded, &[]);
+    let port = s.port.to_string();
+    let ep = s
+        .kubectl(&[
+            "get",
+            "endpoints",
+            "kubernetes",
+            "-n",
+            "default",
+            "-o",
+            "jsonpath={.subsets[0].ports[0].port} {.subsets[0].addresses[0].ip} {.metadata.labels}",
+        ])
+        .ok();
+    assert!(ep.starts_with(&format!("{port} ")), "{ep}");
+    assert!(ep.contains("skip-mirror"), "{ep}");
+    let ip = ep.split_whitespace().nth(1).unwrap_or("").to_string();
+    assert!(
+        ip.parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|a| !a.is_loopback()),
+        "{ep}"
+    );
+    let slice = s
+        .kubectl(&["get", "endpointslice", "kubernetes", "-n", "default", "-o", "jsonpath={.ports[0].port} {.endpoints[0].addresses[0]} {.metadata.labels.kubernetes\\.io/service-name}"])
+        .ok();
+    assert_eq!(slice, format!("{port} {ip} kubernetes"));
+    // The controllers leave the selector-less service's objects alone.
+    std::thread::sleep(Duration::from_secs(2));
+    let again = s
+        .kubectl(&[
+            "get",
+            "endpointslices",
+            "-n",
+            "default",
+            "-l",
+            "kubernetes.io/service-name=kubernetes",
+            "-o",
+            "name",
+        ])
+        .ok();
+    assert_eq!(again.trim(), "endpointslice.discovery.k8s.io/kubernetes");
+}
