@@ -232,6 +232,12 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         issuer: Arc::new(pki::NodeIssuer::load(&data_dir)?),
     };
 
+    // Where other hosts and pods reach this server (the kubernetes and kube-dns endpoints).
+    let advertise_ip = if args.bind_address.is_unspecified() || args.bind_address.is_loopback() {
+        capstan_agent::internal_ip()
+    } else {
+        args.bind_address.to_string()
+    };
     let config = Config {
         service_cidr,
         cluster_cidr: args.cluster_cidr.clone(),
@@ -240,14 +246,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         ingress_ip_cidr: Some(ingress_ip_cidr),
         kubelet_client: Some(Arc::new(pki::kubelet_client_tls(&pki)?)),
         node_join: Some(node_join),
-        advertise: Some((
-            if args.bind_address.is_unspecified() || args.bind_address.is_loopback() {
-                capstan_agent::internal_ip()
-            } else {
-                args.bind_address.to_string()
-            },
-            args.https_listen_port,
-        )),
+        advertise: Some((advertise_ip.clone(), args.https_listen_port)),
         default_toleration_seconds: (
             args.default_not_ready_toleration_seconds,
             args.default_unreachable_toleration_seconds,
@@ -321,6 +320,9 @@ pub async fn run(args: ServerArgs) -> Result<()> {
             args.node.cluster_dns.as_deref(),
             &args.node.cluster_domain,
             service_ip,
+            advertise_ip
+                .parse()
+                .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)),
         )
         .await
         {

@@ -18,8 +18,12 @@ use std::time::Duration;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct DnsFlags {
-    /// Address (IP:PORT) the cluster DNS server listens on, UDP and TCP (default
-    /// <--cluster-dns>:53 when --cluster-dns is set; otherwise no DNS server runs).
+    /// Address (IP:PORT) the cluster DNS server listens on, UDP and TCP (default, when
+    /// --cluster-dns is set: this server's advertised address, port 10053, which the kube-dns
+    /// Service's endpoints name, so pods reach it at <--cluster-dns>:53 through the service
+    /// proxy; without --cluster-dns no DNS server runs). Pods are answered over UDP only on
+    /// a specific address: a wildcard socket replies from the pod bridge's address, which the
+    /// proxy's connection tracking does not map back.
     #[arg(long)]
     pub cluster_dns_listen: Option<SocketAddr>,
     /// Run no cluster DNS server.
@@ -45,8 +49,16 @@ pub struct Dns {
     pub upstreams: upstream::Upstreams,
 }
 
-/// Where to listen: the flag, else the cluster DNS IP on port 53, else nowhere.
-fn listen_address(flags: &DnsFlags, cluster_dns: Option<&str>) -> Result<Option<SocketAddr>> {
+/// The port the DNS server listens on by default (the kube-dns Service maps 53 to it).
+pub const DEFAULT_PORT: u16 = 10053;
+
+/// Where to listen: the flag, else (with a cluster DNS IP) the advertised address on
+/// [`DEFAULT_PORT`], else nowhere.
+fn listen_address(
+    flags: &DnsFlags,
+    cluster_dns: Option<&str>,
+    advertise: IpAddr,
+) -> Result<Option<SocketAddr>> {
     if flags.disable_dns {
         return Ok(None);
     }
@@ -55,10 +67,9 @@ fn listen_address(flags: &DnsFlags, cluster_dns: Option<&str>) -> Result<Option<
     }
     match cluster_dns {
         Some(ip) => {
-            let ip: IpAddr = ip
-                .parse()
+            ip.parse::<IpAddr>()
                 .with_context(|| format!("--cluster-dns {ip:?} is not an IP address"))?;
-            Ok(Some(SocketAddr::new(ip, 53)))
+            Ok(Some(SocketAddr::new(advertise, DEFAULT_PORT)))
         }
         None => Ok(None),
     }
@@ -97,8 +108,9 @@ pub async fn start(
     cluster_dns: Option<&str>,
     cluster_domain: &str,
     service_ip: IpAddr,
+    advertise: IpAddr,
 ) -> Result<Option<tokio::task::JoinHandle<()>>> {
-    let Some(listen) = listen_address(flags, cluster_dns)? else {
+    let Some(listen) = listen_address(flags, cluster_dns, advertise)? else {
         return Ok(None);
     };
     let cfg = Config::new(
@@ -169,7 +181,7 @@ pub async fn start(
     for c in &caches {
         tokio::spawn(c.clone().run(api.clone()));
     }
-    tokio::spawn(ensure_service(api, service_ip));
+    tokio::spawn(ensure_service(api, service_ip, listen, advertise));
     Ok(Some(tokio::spawn(async move {
         let synced = futures::future::join_all(caches.iter().map(|c| c.wait_synced()));
         if tokio::time::timeout(Duration::from_secs(5), synced)
@@ -193,7 +205,6 @@ pub fn kube_dns_service(ip: IpAddr) -> Value {
             "annotations": {"prometheus.io/port": "9153", "prometheus.io/scrape": "true"}
         },
         "spec": {
-            "selector": {"k8s-app": "kube-dns"},
             "clusterIP": ip.to_string(), "clusterIPs": [ip.to_string()],
             "ports": [
                 {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
@@ -204,7 +215,70 @@ pub fn kube_dns_service(ip: IpAddr) -> Value {
     })
 }
 
-async fn ensure_service(api: Api, ip: IpAddr) {
+/// The kube-dns Service's Endpoints and EndpointSlice: the DNS server in this process (the
+/// Service has no selector: no pods serve it). `at` is an address pods can reach.
+pub fn kube_dns_endpoints(at: SocketAddr) -> (Value, Value) {
+    let (ip, port) = (at.ip().to_string(), at.port());
+    let ports = |p: &[(&str, &str)]| {
+        p.iter()
+            .map(|(n, proto)| json!({"name": n, "port": port, "protocol": proto}))
+            .collect::<Vec<_>>()
+    };
+    let p = ports(&[("dns", "UDP"), ("dns-tcp", "TCP")]);
+    let endpoints = json!({"apiVersion": "v1", "kind": "Endpoints",
+        "metadata": {"name": "kube-dns", "namespace": "kube-system",
+            "labels": {"k8s-app": "kube-dns", "endpointslice.kubernetes.io/skip-mirror": "true"}},
+        "subsets": [{"addresses": [{"ip": ip}], "ports": p}]});
+    let slice = json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "kube-dns", "namespace": "kube-system",
+            "labels": {"kubernetes.io/service-name": "kube-dns",
+                "endpointslice.kubernetes.io/managed-by": "capstan-dns"}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": [ip], "conditions": {"ready": true}}],
+        "ports": p});
+    (endpoints, slice)
+}
+
+/// Create or replace `obj` at `collection`/name.
+async fn put(api: &Api, collection: &str, obj: &Value) -> bool {
+    let name = obj["metadata"]["name"].as_str().unwrap_or("");
+    let path = format!("{collection}/{name}");
+    match api.call("GET", &path, None).await {
+        Ok(a) if a.code == 200 => {
+            let mut o = obj.clone();
+            o["metadata"]["resourceVersion"] = a.body["metadata"]["resourceVersion"].clone();
+            matches!(api.call("PUT", &path, Some(&o)).await, Ok(a) if a.code == 200)
+        }
+        Ok(a) if a.code == 404 => {
+            matches!(api.call("POST", collection, Some(obj)).await, Ok(a) if a.code == 201)
+        }
+        _ => false,
+    }
+}
+
+async fn ensure_service(api: Api, ip: IpAddr, listen: SocketAddr, advertise: IpAddr) {
+    // Pods reach the server at its advertised address (a loopback listener they cannot).
+    let at = match listen.ip() {
+        a if a.is_unspecified() => Some(SocketAddr::new(advertise, listen.port())),
+        a if a.is_loopback() => None,
+        _ => Some(listen),
+    };
+    if let Some(at) = at {
+        let (endpoints, slice) = kube_dns_endpoints(at);
+        for _ in 0..60 {
+            let ok = put(&api, "/api/v1/namespaces/kube-system/endpoints", &endpoints).await
+                && put(
+                    &api,
+                    "/apis/discovery.k8s.io/v1/namespaces/kube-system/endpointslices",
+                    &slice,
+                )
+                .await;
+            if ok {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
     let path = "/api/v1/namespaces/kube-system/services";
     loop {
         match api.call("GET", &format!("{path}/kube-dns"), None).await {
@@ -240,18 +314,29 @@ mod tests {
     }
 
     #[test]
-    fn listen_address_defaults_to_the_cluster_dns_ip() {
-        let a = |f: &DnsFlags, c| listen_address(f, c).unwrap().map(|a| a.to_string());
+    fn listen_address_defaults_to_the_advertised_address() {
+        let adv: IpAddr = "192.0.2.2".parse().unwrap();
+        let a = |f: &DnsFlags, c| listen_address(f, c, adv).unwrap().map(|a| a.to_string());
         assert_eq!(a(&flags(None, false), None), None);
         assert_eq!(
             a(&flags(None, false), Some("10.43.0.10")).as_deref(),
-            Some("10.43.0.10:53")
+            Some("192.0.2.2:10053")
         );
         assert_eq!(
             a(&flags(Some("127.0.0.1:5353"), false), Some("10.43.0.10")).as_deref(),
             Some("127.0.0.1:5353")
         );
         assert_eq!(a(&flags(Some("127.0.0.1:5353"), true), None), None);
-        assert!(listen_address(&flags(None, false), Some("nope")).is_err());
+        assert!(listen_address(&flags(None, false), Some("nope"), adv).is_err());
+        let (ep, slice) = kube_dns_endpoints("192.0.2.2:10053".parse().unwrap());
+        assert_eq!(
+            ep["subsets"][0]["ports"][0],
+            json!({"name": "dns", "port": 10053, "protocol": "UDP"})
+        );
+        assert_eq!(slice["endpoints"][0]["addresses"][0], "192.0.2.2");
+        assert_eq!(
+            slice["metadata"]["labels"]["kubernetes.io/service-name"],
+            "kube-dns"
+        );
     }
 }
