@@ -14,7 +14,7 @@ mkdir -p "$data"
 if [ -f "$data/server.pid" ] && kill -0 "$(cat "$data/server.pid")" 2>/dev/null; then
   echo "capstan server already running (pid $(cat "$data/server.pid"))"
 else
-  setsid nohup /usr/local/bin/capstan server --data-dir "$data" >>/var/log/capstan.log 2>&1 < /dev/null &
+  setsid nohup /usr/local/bin/capstan server --data-dir "$data" --cluster-dns 10.43.0.10 >>/var/log/capstan.log 2>&1 < /dev/null &
   echo $! > "$data/server.pid"
 fi
 for _ in $(seq 1 100); do
