@@ -15,18 +15,25 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 const TCP_IDLE: Duration = Duration::from_secs(10);
 
 pub async fn run(dns: Arc<Dns>, udp: UdpSocket, tcp: TcpListener) {
-    let udp = Arc::new(udp);
-    let loops = std::thread::available_parallelism()
-        .map(|n| n.get().min(4))
-        .unwrap_or(1);
-    let mut tasks = Vec::new();
-    for _ in 0..loops {
-        tasks.push(tokio::spawn(udp_loop(dns.clone(), udp.clone())));
+    // UDP on a thread of its own with a blocking socket, as a plain resolver serves: a query
+    // the index answers never waits for the async runtime the API server also runs on (its
+    // wake-ups were most of the p99); forwarded queries go to the runtime.
+    match udp
+        .into_std()
+        .and_then(|s| s.set_nonblocking(false).map(|_| s))
+    {
+        Ok(sock) => {
+            let (dns, rt) = (dns.clone(), tokio::runtime::Handle::current());
+            let spawned = std::thread::Builder::new()
+                .name("cluster-dns-udp".into())
+                .spawn(move || udp_thread(dns, Arc::new(sock), rt));
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cluster DNS: cannot start the UDP thread");
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "cluster DNS: UDP socket"),
     }
-    tasks.push(tokio::spawn(tcp_loop(dns, tcp)));
-    for t in tasks {
-        let _ = t.await;
-    }
+    tcp_loop(dns, tcp).await;
 }
 
 fn plan_now(dns: &Dns, bytes: &[u8], t: Transport) -> Plan {
@@ -89,10 +96,10 @@ async fn slow_path(dns: &Dns, bytes: &[u8], p: Plan, t: Transport) -> Option<Vec
     }
 }
 
-async fn udp_loop(dns: Arc<Dns>, sock: Arc<UdpSocket>) {
+fn udp_thread(dns: Arc<Dns>, sock: Arc<std::net::UdpSocket>, rt: tokio::runtime::Handle) {
     let mut buf = vec![0u8; 65535];
     loop {
-        let (n, peer) = match sock.recv_from(&mut buf).await {
+        let (n, peer) = match sock.recv_from(&mut buf) {
             Ok(x) => x,
             Err(e) => {
                 // ICMP errors from earlier sends surface here on some systems.
@@ -102,14 +109,15 @@ async fn udp_loop(dns: Arc<Dns>, sock: Arc<UdpSocket>) {
         };
         match plan_now(&dns, &buf[..n], Transport::Udp) {
             Plan::Reply(b) => {
-                let _ = sock.send_to(&b, peer).await;
+                let _ = sock.send_to(&b, peer);
             }
             Plan::Drop => {}
             slow => {
                 let (dns, sock, bytes) = (dns.clone(), sock.clone(), buf[..n].to_vec());
-                tokio::spawn(async move {
+                rt.spawn(async move {
                     if let Some(b) = slow_path(&dns, &bytes, slow, Transport::Udp).await {
-                        let _ = sock.send_to(&b, peer).await;
+                        // A UDP send does not block for long (the socket buffer takes it).
+                        let _ = sock.send_to(&b, peer);
                     }
                 });
             }
