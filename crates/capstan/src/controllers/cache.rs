@@ -28,6 +28,16 @@ pub fn key(obj: &Value) -> String {
     )
 }
 
+/// The key (`namespace/name`) of the `kind` object controlling `obj`, if one does.
+pub fn controller_key(obj: &Value, kind: &str) -> Option<String> {
+    let r = capstan_controllers::controller_ref(obj).filter(|r| r["kind"] == kind)?;
+    Some(format!(
+        "{}/{}",
+        capstan_controllers::namespace(obj),
+        r["name"].as_str().unwrap_or("")
+    ))
+}
+
 /// What no controller reads is not kept (as client-go informers' transforms drop it):
 /// managedFields are most of a small object's size.
 fn trim(obj: &mut Value) {
@@ -67,6 +77,11 @@ impl Cache {
     /// The object, shared with the cache (no copy).
     pub fn get_shared(&self, key: &str) -> Option<Arc<Value>> {
         self.objects.read().unwrap().get(key).cloned()
+    }
+
+    /// The keys of every cached object (no object copied).
+    pub fn keys(&self) -> Vec<String> {
+        self.objects.read().unwrap().keys().cloned().collect()
     }
 
     /// The objects `keep` selects.

@@ -7,7 +7,7 @@
 //! the CronJob at its next due time (plus 100 ms); a schedule/timeZone change re-queues at the
 //! new schedule's next time, any other change at once.
 
-use super::cache::{collection, key, object_path, resource, Cache, Caches};
+use super::cache::{collection, controller_key, key, object_path, resource, Cache, Caches};
 use super::queue::{drive, Queue};
 use super::writes;
 use capstan_agent::api::Api;
@@ -68,12 +68,8 @@ pub async fn run(api: Api, caches: &Caches) {
         let q = queue.clone();
         jobs.on_change(move |old, new| {
             for j in [old, new].into_iter().flatten() {
-                if let Some(r) = controller_ref(j).filter(|r| r["kind"] == "CronJob") {
-                    q.add(format!(
-                        "{}/{}",
-                        namespace(j),
-                        r["name"].as_str().unwrap_or("")
-                    ));
+                if let Some(k) = controller_key(j, "CronJob") {
+                    q.add(k);
                 }
             }
         });
@@ -85,12 +81,12 @@ pub async fn run(api: Api, caches: &Caches) {
         cronjobs: cronjobs.clone(),
         jobs,
     });
-    for o in cronjobs.list(|_| true) {
-        queue.add(key(&o));
+    for k in cronjobs.keys() {
+        queue.add(k);
     }
     let all = {
         let cronjobs = cronjobs.clone();
-        move || cronjobs.list(|_| true).iter().map(key).collect()
+        move || cronjobs.keys()
     };
     // Due times come from each sync's own re-queue; the resync is only a safety net.
     drive(queue, Duration::from_secs(300), all, |k| {

@@ -4,7 +4,7 @@
 //! events. Expectations (the nodes it created pods for, the uids it deleted) hold the next
 //! sync back until the pod cache has seen them.
 
-use super::cache::{key, object_path, resource, Cache, Caches};
+use super::cache::{controller_key, key, object_path, resource, Cache, Caches};
 use super::expectations::Expectations;
 use super::queue::{drive, Queue};
 use super::writes;
@@ -64,12 +64,8 @@ pub async fn run(api: Api, caches: &Caches) {
         let q = queue.clone();
         pods.on_change(move |old, new| {
             for p in [old, new].into_iter().flatten() {
-                if let Some(r) = controller_ref(p).filter(|r| r["kind"] == "DaemonSet") {
-                    q.add(format!(
-                        "{}/{}",
-                        namespace(p),
-                        r["name"].as_str().unwrap_or("")
-                    ));
+                if let Some(k) = controller_key(p, "DaemonSet") {
+                    q.add(k);
                 }
             }
         });
@@ -84,12 +80,12 @@ pub async fn run(api: Api, caches: &Caches) {
         pods,
         expect: Expectations::default(),
     });
-    for o in sets.list(|_| true) {
-        queue.add(key(&o));
+    for k in sets.keys() {
+        queue.add(k);
     }
     let all = {
         let sets = sets.clone();
-        move || sets.list(|_| true).iter().map(key).collect()
+        move || sets.keys()
     };
     drive(queue, Duration::from_secs(30), all, |k| {
         let c = c.clone();

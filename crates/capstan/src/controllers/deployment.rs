@@ -59,7 +59,7 @@ pub async fn run(api: Api, caches: &Caches) {
     }
     let all = {
         let deps = deps.clone();
-        move || deps.list(|_| true).iter().map(key).collect()
+        move || deps.keys()
     };
     let api = Arc::new(api);
     drive(queue, Duration::from_secs(30), all, |k| {

@@ -75,7 +75,7 @@ pub async fn run(api: Api, caches: &Caches) {
     for b in pdbs.list(|_| true) {
         queue.add(key(&b));
     }
-    let all = move || pdbs.list(|_| true).iter().map(key).collect();
+    let all = move || pdbs.keys();
     drive(queue, Duration::from_secs(30), all, |k| {
         let ctl = ctl.clone();
         async move { ctl.sync(&k).await }

@@ -76,7 +76,7 @@ pub async fn run(api: Api, caches: &Caches) {
     }
     let all = {
         let services = services.clone();
-        move || services.list(|_| true).iter().map(key).collect()
+        move || services.keys()
     };
     drive(queue, Duration::from_secs(30), all, |k| {
         let c = c.clone();

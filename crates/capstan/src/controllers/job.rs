@@ -5,12 +5,12 @@
 //! Expectations (the names it created, the uids it deleted) hold the next sync back until the
 //! pod cache has seen them.
 
-use super::cache::{key, object_path, resource, Cache, Caches};
+use super::cache::{controller_key, key, object_path, resource, Cache, Caches};
 use super::expectations::{named, Expectations};
 use super::queue::{drive, Queue};
 use super::writes;
 use capstan_agent::api::Api;
-use capstan_controllers::{controller_ref, job, name, namespace, replicaset, uid};
+use capstan_controllers::{job, name, namespace, replicaset, uid};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,12 +47,8 @@ pub async fn run(api: Api, caches: &Caches) {
         let q = queue.clone();
         pods.on_change(move |old, new| {
             for p in [old, new].into_iter().flatten() {
-                if let Some(r) = controller_ref(p).filter(|r| r["kind"] == "Job") {
-                    q.add(format!(
-                        "{}/{}",
-                        namespace(p),
-                        r["name"].as_str().unwrap_or("")
-                    ));
+                if let Some(k) = controller_key(p, "Job") {
+                    q.add(k);
                 }
             }
         });
@@ -65,12 +61,12 @@ pub async fn run(api: Api, caches: &Caches) {
         pods,
         expect: Expectations::default(),
     });
-    for o in jobs.list(|_| true) {
-        queue.add(key(&o));
+    for k in jobs.keys() {
+        queue.add(k);
     }
     let all = {
         let jobs = jobs.clone();
-        move || jobs.list(|_| true).iter().map(key).collect()
+        move || jobs.keys()
     };
     drive(queue, Duration::from_secs(30), all, |k| {
         let c = c.clone();

@@ -82,12 +82,12 @@ pub async fn run(api: Api, caches: &Caches, kind: Kind) {
         pods,
         expect: Expectations::default(),
     });
-    for o in owners.list(|_| true) {
-        queue.add(key(&o));
+    for k in owners.keys() {
+        queue.add(k);
     }
     let all = {
         let owners = owners.clone();
-        move || owners.list(|_| true).iter().map(key).collect()
+        move || owners.keys()
     };
     drive(queue, Duration::from_secs(30), all, |k| {
         let c = c.clone();

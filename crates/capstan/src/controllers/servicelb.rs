@@ -50,7 +50,7 @@ pub async fn run(api: Api, caches: &Caches, pool_cidr: &str) {
     let pool = Arc::new(Mutex::new(pool));
     let all = {
         let s = services.clone();
-        move || s.list(|_| true).iter().map(key).collect()
+        move || s.keys()
     };
     let (q2, svcs2) = (queue.clone(), services.clone());
     drive(queue, Duration::from_secs(30), all, move |k| {

@@ -47,12 +47,7 @@ pub fn register(caches: &mut Caches) {
 
 /// Queue the StatefulSet controlling `obj`, if one does.
 fn owner_key(obj: &Value) -> Option<String> {
-    let r = controller_ref(obj).filter(|r| r["kind"] == "StatefulSet")?;
-    Some(format!(
-        "{}/{}",
-        namespace(obj),
-        r["name"].as_str().unwrap_or("")
-    ))
+    super::cache::controller_key(obj, "StatefulSet")
 }
 
 pub async fn run(api: Api, caches: &Caches) {
@@ -89,12 +84,12 @@ pub async fn run(api: Api, caches: &Caches) {
         claims,
         expect: Expectations::default(),
     });
-    for o in sets.list(|_| true) {
-        queue.add(key(&o));
+    for k in sets.keys() {
+        queue.add(k);
     }
     let all = {
         let sets = sets.clone();
-        move || sets.list(|_| true).iter().map(key).collect()
+        move || sets.keys()
     };
     drive(queue, Duration::from_secs(30), all, |k| {
         let c = c.clone();
