@@ -459,6 +459,18 @@ impl Tracker {
                 )
             }
         };
+        if action == Action::Complete {
+            let t = self.pods.get_mut(uid)?;
+            if t.exit_code != 0 && t.on_failure {
+                // Restarted in place: runs again, fails again after the same time. Taken now,
+                // before the write, so the watch event of the write (which may come before
+                // `finish`) arms the next timer.
+                t.restarts += 1;
+                t.started_at = Some(now.to_string());
+                t.timer_set = false;
+                t.complete_due = false;
+            }
+        }
         Some(Job {
             action,
             uid: uid.to_string(),
@@ -485,14 +497,7 @@ impl Tracker {
                 // The completion timer is set when the Running pod is observed.
                 None
             }
-            (Outcome::Done, Action::Complete) if t.exit_code != 0 && t.on_failure => {
-                // Restarted in place: runs again, fails again after the same time.
-                t.restarts += 1;
-                t.started_at = Some(started.to_string());
-                t.timer_set = false;
-                t.complete_due = false;
-                None
-            }
+            (Outcome::Done, Action::Complete) if t.exit_code != 0 && t.on_failure => None,
             (Outcome::Done, Action::Complete) => {
                 t.reported = Reported::Completed;
                 t.phase = if t.exit_code == 0 {
@@ -510,7 +515,13 @@ impl Tracker {
                 self.forget(&uid);
                 None
             }
-            (Outcome::Failed, _) => {
+            (Outcome::Failed, action) => {
+                if action == Action::Complete && t.exit_code != 0 && t.on_failure {
+                    // The restart was not reported: report it again.
+                    t.restarts = t.restarts.saturating_sub(1);
+                    t.complete_due = true;
+                    t.timer_set = true;
+                }
                 t.failures += 1;
                 let secs = (1u64 << t.failures.min(5)).min(30);
                 if t.queued {
@@ -1125,9 +1136,12 @@ mod tests {
                     assert!(cs["state"]["running"].is_object());
                 }
             }
+            // OnFailure runs again and fails again: a new timer once it is seen Running —
+            // also when the write's watch event comes before the write's answer.
+            let mut seen = running.clone();
+            seen.status.phase = want_phase.into();
+            let again = t.observe(&seen, 5);
             t.finish(&c, Outcome::Done, "2026-01-01T00:00:05Z");
-            // OnFailure runs again and fails again: a new timer once it is seen Running.
-            let again = t.observe(&running, 5);
             assert_eq!(again.is_empty(), restarts.is_none(), "{policy}: {again:?}");
         }
     }
