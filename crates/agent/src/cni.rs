@@ -1,6 +1,7 @@
 //! The node's CNI configuration: a bridge with host-local IPAM on the node's podCIDR (gateway
-//! `.1`, masquerade for traffic leaving the cluster, hairpin for pods reaching themselves
-//! through a service) plus portmap for hostPort. containerd's CRI plugin reads it from
+//! `.1`, hairpin for pods reaching themselves through a service; no `ipMasq`: the plugin's
+//! rule masquerades everything leaving the node's own /24, other nodes' pods included, so the
+//! agent's `podnet` masquerades only traffic leaving the cluster CIDR) plus portmap for hostPort. containerd's CRI plugin reads it from
 //! `<data-dir>/agent/cni` and runs Debian's plugins from /usr/lib/cni for every sandbox.
 //!
 //! The agent, not the bridge plugin, puts the gateway address on the bridge (`isGateway`
@@ -37,7 +38,7 @@ pub fn conflist(pod_cidr: &str, ipam_dir: &Path, bridge: &str) -> Value {
                 "type": "bridge",
                 "bridge": bridge,
                 "isGateway": false,
-                "ipMasq": true,
+                "ipMasq": false,
                 "hairpinMode": true,
                 "ipam": {
                     "type": "host-local",
@@ -61,9 +62,11 @@ pub fn ensure_bridge(pod_cidr: &str, bridge: &str) -> std::io::Result<()> {
     let Some((gw, prefix)) = gateway(pod_cidr) else {
         return Err(std::io::Error::other(format!("bad podCIDR {pod_cidr:?}")));
     };
-    if !Path::new("/sys/class/net").join(bridge).exists() {
+    // `ip link show`, not /sys/class/net: under `nsenter --net` /sys shows another namespace.
+    let exists = || ip(&["link", "show", "dev", bridge]).is_ok_and(|o| o.status.success());
+    if !exists() {
         let out = ip(&["link", "add", bridge, "type", "bridge"])?;
-        if !out.status.success() && !Path::new("/sys/class/net").join(bridge).exists() {
+        if !out.status.success() && !exists() {
             return Err(std::io::Error::other(format!(
                 "ip link add {bridge}: {}",
                 String::from_utf8_lossy(&out.stderr).trim()
@@ -117,6 +120,7 @@ mod tests {
         );
         assert_eq!(c["plugins"][0]["ipam"]["dataDir"], "/d/ipam");
         assert_eq!(c["plugins"][0]["isGateway"], false);
+        assert_eq!(c["plugins"][0]["ipMasq"], false);
         assert_eq!(
             c["plugins"][0]["ipam"]["ranges"][0][0]["gateway"],
             "10.42.3.1"

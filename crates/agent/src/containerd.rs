@@ -49,6 +49,92 @@ state = "{state}"
     )
 }
 
+/// The cgroup mounts that make `/sys/fs/cgroup` show the hierarchies this process is in
+/// (`/proc/self/cgroup`), as (fstype, options, directory under /sys/fs/cgroup; "" = itself):
+/// a pure cgroup2 host → cgroup2 on /sys/fs/cgroup; otherwise a tmpfs there, each v1
+/// hierarchy in the directory named after its controllers (`name=systemd` → `systemd`) and the
+/// v2 one in `unified`. Pure.
+pub fn cgroup_mounts(proc_self_cgroup: &str) -> Vec<(String, String, String)> {
+    let lines: Vec<(&str, &str)> = proc_self_cgroup
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let (id, ctrl) = (parts.next()?, parts.next()?);
+            parts.next()?;
+            Some((id, ctrl))
+        })
+        .collect();
+    let v1: Vec<&str> = lines
+        .iter()
+        .filter(|(id, c)| *id != "0" && !c.is_empty())
+        .map(|(_, c)| *c)
+        .collect();
+    let v2 = lines.iter().any(|(id, c)| *id == "0" && c.is_empty());
+    let own = |a: &str, b: &str, c: &str| (a.to_string(), b.to_string(), c.to_string());
+    if v1.is_empty() {
+        return if v2 {
+            vec![own("cgroup2", "rw", "")]
+        } else {
+            vec![]
+        };
+    }
+    let mut out = vec![own("tmpfs", "rw,mode=755", "")];
+    for c in v1 {
+        let dir = c
+            .split(',')
+            .map(|p| p.strip_prefix("name=").unwrap_or(p))
+            .collect::<Vec<_>>()
+            .join(",");
+        let opts = if c.split(',').all(|p| p.starts_with("name=")) {
+            format!("rw,none,{c}")
+        } else {
+            format!("rw,{c}")
+        };
+        out.push(own("cgroup", &opts, &dir));
+    }
+    if v2 {
+        out.push(own("cgroup2", "rw", "unified"));
+    }
+    out
+}
+
+/// Under `ip netns exec` /sys is a fresh sysfs of the network namespace, with nothing on
+/// /sys/fs/cgroup (the command's mount namespace is private to it): runc then cannot place
+/// containers. Mount the hierarchies this process is in again there (the same hierarchies,
+/// only visible in that mount namespace). Nothing is done where /sys/fs/cgroup has entries.
+pub fn ensure_cgroups_mounted() {
+    let root = Path::new("/sys/fs/cgroup");
+    if !root.is_dir() || std::fs::read_dir(root).is_ok_and(|mut d| d.next().is_some()) {
+        return;
+    }
+    let text = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    tracing::info!(
+        "/sys/fs/cgroup is empty (under `ip netns exec`?): mounting the cgroup hierarchies again"
+    );
+    for (fstype, opts, dir) in cgroup_mounts(&text) {
+        let target = root.join(&dir);
+        if let Err(e) = std::fs::create_dir_all(&target) {
+            tracing::warn!(error = %e, dir = %target.display(), "creating a cgroup mount point");
+            continue;
+        }
+        let out = std::process::Command::new("mount")
+            .args(["-t", &fstype, "-o", &opts, &fstype])
+            .arg(&target)
+            .output();
+        match out {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => tracing::warn!(
+                fstype,
+                opts,
+                dir = %target.display(),
+                error = %String::from_utf8_lossy(&o.stderr).trim(),
+                "mounting a cgroup hierarchy"
+            ),
+            Err(e) => tracing::warn!(error = %e, "running mount"),
+        }
+    }
+}
+
 /// crun 1.8 refuses "hybrid" cgroup hosts where hugetlb sits on the cgroup2 mount
 /// (HOST-NOTES); mounting hugetlb as a v1 hierarchy beside the others makes it accept them.
 /// Only done when the other controllers are v1 mounts and hugetlb has none.
@@ -125,6 +211,7 @@ pub struct Containerd {
 impl Containerd {
     /// Write the config and start containerd; wait (bounded) for its socket.
     pub async fn start(data_dir: &Path) -> Result<Containerd> {
+        ensure_cgroups_mounted();
         if Path::new("/usr/bin/crun").exists() {
             ensure_hugetlb_v1();
         }
@@ -226,6 +313,39 @@ pub async fn supervise(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cgroup_mounts_mirror_proc_self_cgroup() {
+        let own = |v: &[(&str, &str, &str)]| -> Mounts {
+            v.iter()
+                .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+                .collect()
+        };
+        type Mounts = Vec<(String, String, String)>;
+        let cases: &[(&str, Mounts)] = &[
+            ("0::/user.slice\n", own(&[("cgroup2", "rw", "")])),
+            (
+                "10:hugetlb:/\n9:name=systemd:/\n4:memory:/a/b\n2:cpu,cpuacct:/\n0::/\n",
+                own(&[
+                    ("tmpfs", "rw,mode=755", ""),
+                    ("cgroup", "rw,hugetlb", "hugetlb"),
+                    ("cgroup", "rw,none,name=systemd", "systemd"),
+                    ("cgroup", "rw,memory", "memory"),
+                    ("cgroup", "rw,cpu,cpuacct", "cpu,cpuacct"),
+                    ("cgroup2", "rw", "unified"),
+                ]),
+            ),
+            (
+                "3:pids:/\n",
+                own(&[("tmpfs", "rw,mode=755", ""), ("cgroup", "rw,pids", "pids")]),
+            ),
+            ("", vec![]),
+            ("garbage\n", vec![]),
+        ];
+        for (text, want) in cases {
+            assert_eq!(&cgroup_mounts(text), want, "{text:?}");
+        }
+    }
 
     #[test]
     fn config_has_the_settings_this_machine_needs() {

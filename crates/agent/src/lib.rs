@@ -11,6 +11,7 @@ pub mod containerd;
 pub mod cri;
 pub mod kubelet;
 pub mod node;
+pub mod podnet;
 pub mod pods;
 pub mod podstatus;
 pub mod proxy;
@@ -56,6 +57,8 @@ pub struct AgentConfig {
     pub proxy_mode: proxy::Mode,
     /// The proxy's nftables table (`ip <name>`; "" = [`proxy::DEFAULT_TABLE`]).
     pub proxy_table: String,
+    /// The node's InternalIP (`--node-ip`); None: [`internal_ip`].
+    pub node_ip: Option<String>,
 }
 
 fn read_trim(path: &str) -> String {
@@ -116,6 +119,33 @@ fn os_image() -> String {
         .unwrap_or_else(|| "Linux".into())
 }
 
+/// The source address this network namespace uses to reach `host` (an IPv4 address or a
+/// name resolving to one), as `ip -4 route get` says: the address a joining node is reached
+/// at. None when there is no route.
+pub fn source_ip_towards(host: &str) -> Option<String> {
+    use std::net::ToSocketAddrs;
+    let dst = (host, 0)
+        .to_socket_addrs()
+        .ok()?
+        .find_map(|a| match a.ip() {
+            std::net::IpAddr::V4(v4) if !v4.is_loopback() => Some(v4),
+            _ => None,
+        })?;
+    let out = std::process::Command::new("ip")
+        .args(["-4", "-o", "route", "get", &dst.to_string()])
+        .output()
+        .ok()?;
+    route_source(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// The `src` of one `ip -o route get` line (pure).
+pub fn route_source(text: &str) -> Option<String> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let i = words.iter().position(|w| *w == "src")?;
+    let ip: std::net::Ipv4Addr = words.get(i + 1)?.parse().ok()?;
+    (!ip.is_loopback()).then(|| ip.to_string())
+}
+
 /// Gather the host facts for the Node object.
 pub fn host_facts(cfg: &AgentConfig, runtime_version: String) -> node::HostFacts {
     node::HostFacts {
@@ -125,7 +155,7 @@ pub fn host_facts(cfg: &AgentConfig, runtime_version: String) -> node::HostFacts
             .unwrap_or(1),
         memory_kib: memory_kib(),
         ephemeral_kib: disk_kib(&cfg.data_dir),
-        internal_ip: internal_ip(),
+        internal_ip: cfg.node_ip.clone().unwrap_or_else(internal_ip),
         hostname: read_trim("/proc/sys/kernel/hostname"),
         kernel: read_trim("/proc/sys/kernel/osrelease"),
         os_image: os_image(),
@@ -283,6 +313,21 @@ pub async fn run(cfg: AgentConfig, shutdown: impl std::future::Future<Output = (
             anyhow::bail!("--proxy-mode userspace is not implemented yet; use nftables or none")
         }
     };
+    let (stop_podnet, podnet_stop) = tokio::sync::oneshot::channel::<()>();
+    let podnet = tokio::spawn(podnet::run(
+        api.clone(),
+        facts.name.clone(),
+        facts.pod_cidr.clone(),
+        cfg.cluster_cidr.clone(),
+        podnet::table_for(if cfg.proxy_table.is_empty() {
+            proxy::DEFAULT_TABLE
+        } else {
+            &cfg.proxy_table
+        }),
+        async {
+            let _ = podnet_stop.await;
+        },
+    ));
     tracing::info!(node = %facts.name, pod_cidr = %facts.pod_cidr, runtime = %facts.runtime_version, "node agent started");
     // A containerd we started is restarted when it dies; the node reports NotReady meanwhile.
     let (stop_supervisor, supervisor_stop) = tokio::sync::oneshot::channel::<()>();
@@ -347,6 +392,9 @@ pub async fn run(cfg: AgentConfig, shutdown: impl std::future::Future<Output = (
     if let Some(p) = proxy {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), p).await;
     }
+    // Routes to other nodes' pods and the masquerade table go too.
+    let _ = stop_podnet.send(());
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), podnet).await;
     // Containers keep running: a restarted agent adopts them.
     pod_manager.abort();
     eviction.abort();
@@ -356,4 +404,27 @@ pub async fn run(cfg: AgentConfig, shutdown: impl std::future::Future<Output = (
         let _ = s.await;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn route_sources() {
+        let cases: &[(&str, Option<&str>)] = &[
+            (
+                "10.250.3.1 dev veth0 src 10.250.3.2 uid 0 \\    cache ",
+                Some("10.250.3.2"),
+            ),
+            (
+                "192.0.2.9 via 192.0.2.1 dev eth0 src 192.0.2.2 uid 0 \\    cache ",
+                Some("192.0.2.2"),
+            ),
+            ("local 127.0.0.1 dev lo src 127.0.0.1 uid 0", None),
+            ("10.0.0.1 dev x src", None),
+            ("", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(super::route_source(text).as_deref(), *want, "{text}");
+        }
+    }
 }

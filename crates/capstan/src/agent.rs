@@ -272,7 +272,13 @@ pub async fn run(args: AgentArgs) -> Result<()> {
     } else {
         hostname.clone()
     });
-    let mut addresses = vec![capstan_agent::internal_ip()];
+    // The node is reached where it reaches the server from (a node in a network namespace of
+    // its own, or with several interfaces), unless --node-ip says otherwise.
+    let node_ip = match args.node.node_ip {
+        Some(ip) => ip.to_string(),
+        None => capstan_agent::source_ip_towards(&host).unwrap_or_else(capstan_agent::internal_ip),
+    };
+    let mut addresses = vec![node_ip.clone()];
     if !hostname.is_empty() && !addresses.contains(&hostname) {
         addresses.push(hostname);
     }
@@ -299,6 +305,7 @@ pub async fn run(args: AgentArgs) -> Result<()> {
         runtime_endpoint: args.container_runtime_endpoint.clone(),
         control_plane: false,
         kubelet_port: args.kubelet_port,
+        node_ip: Some(node_ip),
         ..Default::default()
     };
     args.node.apply(&mut cfg)?;

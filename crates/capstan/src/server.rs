@@ -108,10 +108,18 @@ pub struct NodeFlags {
     /// The nftables table the proxy owns (one per node on a host).
     #[arg(long, default_value = capstan_agent::proxy::DEFAULT_TABLE, value_parser = parse_table)]
     pub proxy_nft_table: String,
+    /// The node's InternalIP (what the API server dials for logs/exec and other nodes route
+    /// this node's pods through). Default: a server's specific --bind-address, an agent's
+    /// source address towards its server, else the first global IPv4 address.
+    #[arg(long)]
+    pub node_ip: Option<std::net::Ipv4Addr>,
 }
 
 fn parse_table(s: &str) -> Result<String, String> {
-    if capstan_agent::proxy::valid_table(s) {
+    // The pod network's masquerade table is `<table>-net`: both must be valid names.
+    if capstan_agent::proxy::valid_table(s)
+        && capstan_agent::proxy::valid_table(&capstan_agent::podnet::table_for(s))
+    {
         Ok(s.to_string())
     } else {
         Err(format!(
@@ -139,6 +147,9 @@ impl NodeFlags {
         );
         cfg.system_reserved = self.system_reserved.clone();
         cfg.eviction_hard = self.eviction_hard.clone();
+        if let Some(ip) = self.node_ip {
+            cfg.node_ip = Some(ip.to_string());
+        }
         Ok(())
     }
 }
@@ -203,6 +214,9 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         "kubernetes.default.svc".into(),
         "kubernetes.default.svc.cluster.local".into(),
     ];
+    if let Some(ip) = args.node.node_ip {
+        sans.push(ip.to_string());
+    }
     if !args.bind_address.is_unspecified() {
         sans.push(args.bind_address.to_string());
     } else {
@@ -234,7 +248,11 @@ pub async fn run(args: ServerArgs) -> Result<()> {
 
     // Where other hosts and pods reach this server (the kubernetes and kube-dns endpoints).
     let advertise_ip = if args.bind_address.is_unspecified() || args.bind_address.is_loopback() {
-        capstan_agent::internal_ip()
+        match args.node.node_ip {
+            // Listening everywhere: the node's own address is where the others reach it.
+            Some(ip) if args.bind_address.is_unspecified() => ip.to_string(),
+            _ => capstan_agent::internal_ip(),
+        }
     } else {
         args.bind_address.to_string()
     };
@@ -355,6 +373,9 @@ pub async fn run(args: ServerArgs) -> Result<()> {
             runtime_endpoint: args.container_runtime_endpoint.clone(),
             control_plane: true,
             kubelet_port: args.kubelet_port,
+            // A server bound to one address is reached there (its node too).
+            node_ip: (!args.bind_address.is_unspecified() && !args.bind_address.is_loopback())
+                .then(|| args.bind_address.to_string()),
             ..Default::default()
         };
         args.node.apply(&mut cfg)?;

@@ -65,12 +65,12 @@ pub fn valid_table(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-type Objects = Arc<Mutex<BTreeMap<String, Value>>>;
+pub(crate) type Objects = Arc<Mutex<BTreeMap<String, Value>>>;
 
 /// One resource mirrored from the API: the objects, whether the first list arrived.
-struct Mirror {
-    objects: Objects,
-    listed: Arc<std::sync::atomic::AtomicBool>,
+pub(crate) struct Mirror {
+    pub(crate) objects: Objects,
+    pub(crate) listed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn key(v: &Value) -> String {
@@ -89,7 +89,7 @@ fn slim(mut v: Value) -> Value {
 }
 
 /// List and watch `path` forever into a [`Mirror`], poking `changed` after each change.
-fn mirror(
+pub(crate) fn mirror(
     api: Api,
     path: &'static str,
     changed: Arc<Notify>,
@@ -105,12 +105,12 @@ fn mirror(
             let list = match api.call("GET", path, None).await {
                 Ok(a) if a.code == 200 => a.body,
                 Ok(a) => {
-                    tracing::warn!(code = a.code, path, "proxy: listing");
+                    tracing::warn!(code = a.code, path, "mirror: listing");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     continue;
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, path, "proxy: listing");
+                    tracing::warn!(error = %e, path, "mirror: listing");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     continue;
                 }
@@ -132,7 +132,7 @@ fn mirror(
             let mut w = match api.watch(&watch).await {
                 Ok(w) => w,
                 Err(e) => {
-                    tracing::warn!(error = %e, path, "proxy: watching");
+                    tracing::warn!(error = %e, path, "mirror: watching");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     continue;
                 }
@@ -159,7 +159,7 @@ fn mirror(
                     }
                     Ok(None) => break,
                     Err(e) => {
-                        tracing::debug!(error = %e, path, "proxy: watch ended");
+                        tracing::debug!(error = %e, path, "mirror: watch ended");
                         break;
                     }
                 }

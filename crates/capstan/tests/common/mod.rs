@@ -99,6 +99,8 @@ pub struct Server {
     agent: bool,
     /// net.ipv4.ip_forward before an agent server started (the agent turns it on), restored on drop.
     ip_forward: Option<String>,
+    /// `--bind-address` (127.0.0.1 unless started with [`Server::start_with_agent_bind`]).
+    bind: String,
 }
 
 pub struct Out {
@@ -221,6 +223,7 @@ impl Server {
             extra,
             agent: false,
             ip_forward: None,
+            bind: "127.0.0.1".into(),
         };
         s.spawn();
         s
@@ -235,6 +238,12 @@ impl Server {
 
     /// An agent server with extra flags.
     pub fn start_with_agent_args(node: &str, args: &[&str]) -> Server {
+        Self::start_with_agent_bind(node, "127.0.0.1", args)
+    }
+
+    /// An agent server listening on `bind` (say 0.0.0.0, for agents in network namespaces;
+    /// kubectl still talks to 127.0.0.1) with extra flags.
+    pub fn start_with_agent_bind(node: &str, bind: &str, args: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let manifests = dir.path().join("manifests").to_string_lossy().into_owned();
         let mut s = Server {
@@ -265,6 +274,7 @@ impl Server {
             .collect(),
             agent: true,
             ip_forward: std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").ok(),
+            bind: bind.into(),
         };
         s.spawn();
         s
@@ -282,7 +292,7 @@ impl Server {
             cmd.arg("--disable-agent");
         }
         let child = cmd
-            .args(["--bind-address", "127.0.0.1"])
+            .args(["--bind-address", &self.bind])
             .args(["--https-listen-port", &self.port.to_string()])
             .args(["--data-dir", self.dir.path().to_str().unwrap()])
             .args(&self.extra)
@@ -612,6 +622,8 @@ pub fn containerd_pid(data_dir: &Path) -> Option<String> {
 /// containerd and unmounts under its data dir.
 pub struct Agent {
     child: Option<Child>,
+    /// The network namespace it runs in (`ip netns exec`), if not the host's.
+    pub netns: Option<String>,
     pub dir: tempfile::TempDir,
     pub node: String,
     pub kubelet_port: u16,
@@ -629,12 +641,32 @@ impl Agent {
         kubelet_port: u16,
         token_file: Option<&Path>,
     ) -> Command {
+        Self::command_in(server, None, node, data_dir, kubelet_port, token_file)
+    }
+
+    /// [`Agent::command`], run in a network namespace (`ip netns exec NETNS`, joining the
+    /// server at `url`) when one is given.
+    pub fn command_in(
+        server: &Server,
+        netns: Option<(&str, &str)>,
+        node: &str,
+        data_dir: &Path,
+        kubelet_port: u16,
+        token_file: Option<&Path>,
+    ) -> Command {
         let token = token_file
             .map(Path::to_path_buf)
             .unwrap_or_else(|| server.dir.path().join("token"));
-        let mut cmd = Command::new(binary());
+        let (mut cmd, url) = match netns {
+            Some((ns, url)) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, binary()]);
+                (c, url.to_string())
+            }
+            None => (Command::new(binary()), server.url()),
+        };
         cmd.arg("agent")
-            .args(["--server", &server.url()])
+            .args(["--server", &url])
             .arg("--token-file")
             .arg(token)
             .args(["--node-name", node])
@@ -648,16 +680,28 @@ impl Agent {
 
     /// Start an agent and wait (bounded) until its Node is Ready.
     pub fn start(server: &Server, node: &str) -> Agent {
+        Self::start_in(server, None, node)
+    }
+
+    /// Start an agent in the network namespace `netns` (made by the caller) that reaches the
+    /// server at `url`, and wait (bounded) until its Node is Ready. Its containerd, bridge,
+    /// nftables tables and routes are that namespace's.
+    pub fn start_in_netns(server: &Server, netns: &str, url: &str, node: &str) -> Agent {
+        Self::start_in(server, Some((netns, url)), node)
+    }
+
+    fn start_in(server: &Server, netns: Option<(&str, &str)>, node: &str) -> Agent {
         let dir = tempfile::tempdir().unwrap();
         let kubelet_port = free_port();
         let log = std::fs::File::create(dir.path().join("agent.log")).unwrap();
-        let child = Self::command(server, node, dir.path(), kubelet_port, None)
+        let child = Self::command_in(server, netns, node, dir.path(), kubelet_port, None)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .expect("start capstan agent");
         let mut a = Agent {
             child: Some(child),
+            netns: netns.map(|(ns, _)| ns.to_string()),
             dir,
             node: node.to_string(),
             kubelet_port,
@@ -754,9 +798,11 @@ impl Drop for Agent {
             stop_child(c, true);
         }
         kill_containerd_and_unmount(self.dir.path());
-        let _ = Command::new("ip")
-            .args(["link", "del", &agent_bridge()])
-            .output();
+        let mut ip = Command::new("ip");
+        if let Some(ns) = &self.netns {
+            ip.args(["-n", ns]);
+        }
+        let _ = ip.args(["link", "del", &agent_bridge()]).output();
     }
 }
 
