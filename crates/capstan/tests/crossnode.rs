@@ -302,6 +302,34 @@ fn cross_node_pod_and_service_traffic_with_an_agent_in_a_network_namespace() {
     assert_eq!(get(&s, "web2", &vip1, 80, "/cgi-bin/ip"), ip2);
     assert_eq!(get(&s, "web1", &vip2, 80, "/cgi-bin/ip"), ip1);
 
+    // The API server's advertised address (--node-ip) behind the kubernetes Service is
+    // reachable from node 2's pod.
+    let eps = s
+        .kubectl(&[
+            "get",
+            "endpoints",
+            "kubernetes",
+            "-o",
+            "jsonpath={.subsets[0].addresses[0].ip}",
+        ])
+        .ok();
+    assert_eq!(eps.trim(), net.host_ip);
+    let kube = s
+        .kubectl(&[
+            "get",
+            "svc",
+            "kubernetes",
+            "-o",
+            "jsonpath={.spec.clusterIP}",
+        ])
+        .ok();
+    let probe = format!(
+        "printf x | nc -w 3 {} 443 >/dev/null 2>&1; echo rc=$?",
+        kube.trim()
+    );
+    let out = s.kubectl(&["exec", "-n", NS, "web2", "--", "sh", "-c", &probe]);
+    assert_eq!(out.stdout.trim(), "rc=0", "{}", out.stderr);
+
     // Leaving the cluster CIDR (to node 1's address), node 2's pod is masqueraded to node 2's.
     let listener = std::net::TcpListener::bind((net.host_ip.as_str(), 0)).unwrap();
     let port = listener.local_addr().unwrap().port();
