@@ -316,14 +316,18 @@ pub async fn run(cfg: AgentConfig, shutdown: impl std::future::Future<Output = (
     let (stop_podnet, podnet_stop) = tokio::sync::oneshot::channel::<()>();
     let podnet = tokio::spawn(podnet::run(
         api.clone(),
-        facts.name.clone(),
-        facts.pod_cidr.clone(),
-        cfg.cluster_cidr.clone(),
-        podnet::table_for(if cfg.proxy_table.is_empty() {
-            proxy::DEFAULT_TABLE
-        } else {
-            &cfg.proxy_table
-        }),
+        podnet::Settings {
+            node: facts.name.clone(),
+            node_ip: facts.internal_ip.clone(),
+            pod_cidr: facts.pod_cidr.clone(),
+            cluster_cidr: cfg.cluster_cidr.clone(),
+            table: podnet::table_for(if cfg.proxy_table.is_empty() {
+                proxy::DEFAULT_TABLE
+            } else {
+                &cfg.proxy_table
+            }),
+            vxlan_dev: podnet::routes::vxlan_device(&cfg.cni_bridge),
+        },
         async {
             let _ = podnet_stop.await;
         },

@@ -1,6 +1,8 @@
 //! Pure core of the pod network across nodes: which host-gateway routes this node wants
 //! (every other node's podCIDR via that node's InternalIP, when that address is on a directly
-//! connected subnet), how they differ from the routes installed, and the masquerade table.
+//! connected subnet), which peers it tunnels to over VXLAN instead (the others, once they
+//! published their device's MAC), how the routes differ from those installed, and the
+//! masquerade table.
 //! No I/O: the edge (`mod.rs`) feeds it Nodes, `ip -o addr` and `ip route` output.
 
 use capstan_validation::cidr::Cidr;
@@ -11,6 +13,9 @@ use std::net::Ipv4Addr;
 /// The routing protocol number the agent tags its routes with (`ip route … proto 143`), so
 /// it only ever lists, changes or deletes routes it made.
 pub const ROUTE_PROTO: &str = "143";
+
+/// The Node annotation where a node publishes the MAC address of its VXLAN device.
+pub const VXLAN_MAC_ANNOTATION: &str = "capstan.io/vxlan-mac";
 
 /// What this node knows about itself.
 #[derive(Debug, Clone, Default)]
@@ -37,8 +42,8 @@ pub enum Skip {
     /// Its InternalIP is one of ours: the node shares this network namespace (its bridge's
     /// connected route already reaches its pods).
     SameHost,
-    /// Its InternalIP is not on a directly connected subnet: host-gateway routing cannot
-    /// reach it (an overlay such as VXLAN would be needed).
+    /// Its InternalIP is not on a directly connected subnet, so host-gateway routing cannot
+    /// reach it, and it publishes no VXLAN device (yet) to tunnel to.
     NotConnected(Ipv4Addr),
 }
 
@@ -52,17 +57,40 @@ impl std::fmt::Display for Skip {
             Skip::SameHost => write!(f, "same network namespace as this node"),
             Skip::NotConnected(ip) => write!(
                 f,
-                "InternalIP {ip} is not on a directly connected subnet (host-gateway routing cannot reach it; VXLAN would be needed)"
+                "InternalIP {ip} is not on a directly connected subnet (host-gateway routing cannot reach it) and the node publishes no VXLAN MAC ({VXLAN_MAC_ANNOTATION}) yet"
             ),
         }
     }
 }
 
-/// The routes this node wants (podCIDR → gateway) and the nodes that got none, with why.
+/// A peer reached through this node's VXLAN device: its InternalIP (the tunnel's far end),
+/// its device's MAC and overlay address (its podCIDR's network address).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tunnel {
+    pub node_ip: Ipv4Addr,
+    pub mac: String,
+    pub gateway: Ipv4Addr,
+}
+
+/// The routes this node wants (podCIDR → gateway on a connected subnet), the peers it tunnels
+/// to (podCIDR → tunnel), whether it needs a VXLAN device of its own (some peer is not
+/// connected), and the nodes that got nothing, with why.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
     pub routes: BTreeMap<String, Ipv4Addr>,
+    pub tunnels: BTreeMap<String, Tunnel>,
+    pub wants_vxlan: bool,
     pub skipped: Vec<(String, Skip)>,
+}
+
+/// A MAC address as `ip` prints it (six lowercase hex pairs), or None.
+pub fn normal_mac(s: &str) -> Option<String> {
+    let parts: Vec<&str> = s.trim().split(':').collect();
+    (parts.len() == 6
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit())))
+    .then(|| s.trim().to_ascii_lowercase())
 }
 
 fn overlaps(a: &Cidr, b: &Cidr) -> bool {
@@ -79,8 +107,11 @@ fn internal_ip(node: &Value) -> Option<Ipv4Addr> {
         .find_map(|a| a["address"].as_str()?.parse().ok())
 }
 
-/// What of the Nodes the plan depends on: name → (podCIDR, InternalIP).
-pub fn relevant(nodes: &[Value]) -> BTreeMap<String, (String, Option<Ipv4Addr>)> {
+/// What of the Nodes the plan depends on: name → (podCIDR, InternalIP, VXLAN MAC).
+pub type Relevant = BTreeMap<String, (String, Option<Ipv4Addr>, String)>;
+
+/// [`Relevant`] of the Nodes.
+pub fn relevant(nodes: &[Value]) -> Relevant {
     nodes
         .iter()
         .map(|n| {
@@ -95,6 +126,11 @@ pub fn relevant(nodes: &[Value]) -> BTreeMap<String, (String, Option<Ipv4Addr>)>
                         .unwrap_or_default()
                         .to_string(),
                     internal_ip(n),
+                    n.pointer("/metadata/annotations")
+                        .and_then(|a| a.get(VXLAN_MAC_ANNOTATION))
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
                 ),
             )
         })
@@ -137,7 +173,8 @@ pub fn plan(nodes: &[Value], local: &Local, cluster: &Cidr) -> Plan {
             skip(Skip::NoAddress);
             continue;
         };
-        if local.own_ips.contains(&ip) {
+        // A loopback InternalIP (simulated nodes) is this host too.
+        if local.own_ips.contains(&ip) || ip.is_loopback() {
             skip(Skip::SameHost);
             continue;
         }
@@ -146,7 +183,23 @@ pub fn plan(nodes: &[Value], local: &Local, cluster: &Cidr) -> Plan {
             continue;
         }
         if !local.connected.iter().any(|s| s.contains(ip)) {
-            skip(Skip::NotConnected(ip));
+            out.wants_vxlan = true;
+            let mac = n
+                .pointer("/metadata/annotations")
+                .and_then(|a| a.get(VXLAN_MAC_ANNOTATION))
+                .and_then(Value::as_str)
+                .and_then(normal_mac);
+            let Some(mac) = mac else {
+                skip(Skip::NotConnected(ip));
+                continue;
+            };
+            taken.push(cidr);
+            let tunnel = Tunnel {
+                node_ip: ip,
+                mac,
+                gateway: Ipv4Addr::from(cidr.base),
+            };
+            out.tunnels.insert(cidr.to_string(), tunnel);
             continue;
         }
         taken.push(cidr);
@@ -185,19 +238,52 @@ pub fn parse_addrs(text: &str, cluster: &Cidr) -> (Vec<Ipv4Addr>, Vec<Cidr>) {
     (ips, nets)
 }
 
-/// The routes installed with [`ROUTE_PROTO`] (`ip -4 route show proto 143`): dst → gateway,
+/// A route's next hop: a gateway, on the VXLAN device (`dev D onlink`) or on a connected
+/// subnet (`dev` None).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hop {
+    pub via: Ipv4Addr,
+    pub dev: Option<String>,
+}
+
+/// Every route the plan wants, the tunnels' on `vxlan_dev`.
+pub fn desired(plan: &Plan, vxlan_dev: &str) -> BTreeMap<String, Hop> {
+    let gw = plan.routes.iter().map(|(d, via)| {
+        let hop = Hop {
+            via: *via,
+            dev: None,
+        };
+        (d.clone(), hop)
+    });
+    let tun = plan.tunnels.iter().map(|(d, t)| {
+        let hop = Hop {
+            via: t.gateway,
+            dev: Some(vxlan_dev.to_string()),
+        };
+        (d.clone(), hop)
+    });
+    gw.chain(tun).collect()
+}
+
+/// The routes installed with [`ROUTE_PROTO`] (`ip -4 route show proto 143`): dst → hop,
 /// only those inside the cluster CIDR (another node of another cluster on this host may use
 /// the same tag).
-pub fn parse_routes(text: &str, cluster: &Cidr) -> BTreeMap<String, Ipv4Addr> {
+pub fn parse_routes(text: &str, cluster: &Cidr) -> BTreeMap<String, Hop> {
     text.lines()
         .filter_map(|line| {
             let words: Vec<&str> = line.split_whitespace().collect();
             let dst = Cidr::parse(words.first()?).ok()?;
             let i = words.iter().position(|w| *w == "via")?;
             let via: Ipv4Addr = words.get(i + 1)?.parse().ok()?;
+            let dev = words
+                .iter()
+                .position(|w| *w == "dev")
+                .and_then(|i| words.get(i + 1))
+                .filter(|_| words.contains(&"onlink"))
+                .map(|d| d.to_string());
             cluster
                 .contains(Ipv4Addr::from(dst.base))
-                .then(|| (dst.to_string(), via))
+                .then(|| (dst.to_string(), Hop { via, dev }))
         })
         .collect()
 }
@@ -205,7 +291,7 @@ pub fn parse_routes(text: &str, cluster: &Cidr) -> BTreeMap<String, Ipv4Addr> {
 /// One `ip route` call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    Replace { dst: String, via: Ipv4Addr },
+    Replace { dst: String, hop: Hop },
     Delete { dst: String },
 }
 
@@ -213,9 +299,15 @@ impl Change {
     /// The arguments of `ip`.
     pub fn args(&self) -> Vec<String> {
         let mut a: Vec<String> = match self {
-            Change::Replace { dst, via } => ["route", "replace", dst, "via", &via.to_string()]
-                .map(String::from)
-                .to_vec(),
+            Change::Replace { dst, hop } => {
+                let mut a: Vec<String> = ["route", "replace", dst, "via", &hop.via.to_string()]
+                    .map(String::from)
+                    .to_vec();
+                if let Some(dev) = &hop.dev {
+                    a.extend(["dev".into(), dev.clone(), "onlink".into()]);
+                }
+                a
+            }
             Change::Delete { dst } => ["route", "del", dst].map(String::from).to_vec(),
         };
         a.extend(["proto".to_string(), ROUTE_PROTO.to_string()]);
@@ -224,22 +316,72 @@ impl Change {
 }
 
 /// The calls that turn `current` into `desired`: deletions first, then replacements.
-pub fn diff(
-    desired: &BTreeMap<String, Ipv4Addr>,
-    current: &BTreeMap<String, Ipv4Addr>,
-) -> Vec<Change> {
+pub fn diff(desired: &BTreeMap<String, Hop>, current: &BTreeMap<String, Hop>) -> Vec<Change> {
     let deletes = current
         .keys()
         .filter(|d| !desired.contains_key(*d))
         .map(|d| Change::Delete { dst: d.clone() });
     let replaces = desired
         .iter()
-        .filter(|(d, via)| current.get(*d) != Some(via))
-        .map(|(d, via)| Change::Replace {
+        .filter(|(d, hop)| current.get(*d) != Some(hop))
+        .map(|(d, hop)| Change::Replace {
             dst: d.clone(),
-            via: *via,
+            hop: hop.clone(),
         });
     deletes.chain(replaces).collect()
+}
+
+/// The `ip`/`bridge` calls that make `dev` reach a tunnel's peer (idempotent): the peer's
+/// overlay address → its MAC, its MAC → its InternalIP.
+pub fn tunnel_calls(dev: &str, t: &Tunnel) -> [(&'static str, Vec<String>); 2] {
+    let own = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let gw = t.gateway.to_string();
+    let ip = t.node_ip.to_string();
+    [
+        (
+            "ip",
+            own(&[
+                "neigh",
+                "replace",
+                &gw,
+                "lladdr",
+                &t.mac,
+                "dev",
+                dev,
+                "nud",
+                "permanent",
+            ]),
+        ),
+        (
+            "bridge",
+            own(&[
+                "fdb",
+                "replace",
+                &t.mac,
+                "dev",
+                dev,
+                "dst",
+                &ip,
+                "self",
+                "permanent",
+            ]),
+        ),
+    ]
+}
+
+/// The VXLAN device of a node whose pods use `bridge` (`capstan0` → `capstan0-vx`; at most
+/// 15 characters).
+pub fn vxlan_device(bridge: &str) -> String {
+    let mut base: String = bridge.chars().take(12).collect();
+    base.push_str("-vx");
+    base
+}
+
+/// The VXLAN device's MAC from `ip -o link show dev D`.
+pub fn parse_mac(text: &str) -> Option<String> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let i = words.iter().position(|w| *w == "link/ether")?;
+    normal_mac(words.get(i + 1)?)
 }
 
 /// The masquerade table (`nft -f`, replaced atomically): traffic from the cluster's pods to

@@ -1,6 +1,12 @@
 use super::*;
 use serde_json::json;
 
+fn tunnel_node(name: &str, cidr: &str, ip: &str, mac: &str) -> Value {
+    let mut n = node(name, Some(cidr), Some(ip));
+    n["metadata"]["annotations"] = json!({VXLAN_MAC_ANNOTATION: mac});
+    n
+}
+
 fn node(name: &str, cidr: Option<&str>, ip: Option<&str>) -> Value {
     let mut n = json!({"metadata": {"name": name}, "spec": {}, "status": {"addresses": [
         {"type": "Hostname", "address": name}
@@ -64,13 +70,14 @@ fn plans() {
             vec![],
         ),
         (
-            "peers not yet ready, remote, same host",
+            "peers not yet ready, remote (no MAC), same host",
             vec![
                 node("b", None, Some("192.168.7.2")),
                 node("c", Some("10.42.2.0/24"), None),
                 node("d", Some("10.42.3.0/24"), Some("172.16.0.9")),
                 node("e", Some("10.42.4.0/24"), Some("192.168.7.1")),
                 node("f", Some("10.42.5.0/24"), Some("192.168.7.6")),
+                node("g", Some("10.42.6.0/24"), Some("127.1.0.7")),
             ],
             &[("10.42.5.0/24", "192.168.7.6")],
             vec![
@@ -78,6 +85,7 @@ fn plans() {
                 ("c", Skip::NoAddress),
                 ("d", Skip::NotConnected(ip("172.16.0.9"))),
                 ("e", Skip::SameHost),
+                ("g", Skip::SameHost),
             ],
         ),
         (
@@ -108,6 +116,8 @@ fn plans() {
     ];
     for (what, nodes, routes, skipped) in cases {
         let got = plan(&nodes, &local(), &cluster);
+        assert!(got.tunnels.is_empty(), "{what}");
+        assert_eq!(got.wants_vxlan, what.contains("remote"), "{what}");
         let want: BTreeMap<String, Ipv4Addr> =
             routes.iter().map(|(d, v)| (d.to_string(), ip(v))).collect();
         assert_eq!(got.routes, want, "{what}");
@@ -149,14 +159,23 @@ fn addresses() {
 fn installed_routes() {
     let text = "10.42.1.0/24 via 10.250.3.2 dev veth1 proto 143
 10.42.2.0/24 via 10.250.3.6 dev veth2 proto 143 linkdown
+10.42.4.0/24 via 10.42.4.0 dev cst1-vx proto 143 onlink
 10.99.0.0/24 via 10.250.3.2 dev veth1 proto 143
 10.42.3.0/24 dev cst1 proto 143 scope link
 garbage
 ";
     let got = parse_routes(text, &cidr("10.42.0.0/16"));
-    let want: BTreeMap<String, Ipv4Addr> = [
-        ("10.42.1.0/24".to_string(), ip("10.250.3.2")),
-        ("10.42.2.0/24".to_string(), ip("10.250.3.6")),
+    let hop = |via: &str, dev: Option<&str>| Hop {
+        via: ip(via),
+        dev: dev.map(String::from),
+    };
+    let want: BTreeMap<String, Hop> = [
+        ("10.42.1.0/24".to_string(), hop("10.250.3.2", None)),
+        ("10.42.2.0/24".to_string(), hop("10.250.3.6", None)),
+        (
+            "10.42.4.0/24".to_string(),
+            hop("10.42.4.0", Some("cst1-vx")),
+        ),
     ]
     .into();
     assert_eq!(got, want);
@@ -164,8 +183,21 @@ garbage
 
 #[test]
 fn diffs() {
-    let m = |v: &[(&str, &str)]| -> BTreeMap<String, Ipv4Addr> {
-        v.iter().map(|(d, g)| (d.to_string(), ip(g))).collect()
+    let m = |v: &[(&str, &str)]| -> BTreeMap<String, Hop> {
+        v.iter()
+            .map(|(d, g)| {
+                let (via, dev) = g.split_once('@').map_or((*g, None), |(v, d)| (v, Some(d)));
+                let hop = Hop {
+                    via: ip(via),
+                    dev: dev.map(String::from),
+                };
+                (d.to_string(), hop)
+            })
+            .collect()
+    };
+    let hop = |via: &str, dev: Option<&str>| Hop {
+        via: ip(via),
+        dev: dev.map(String::from),
     };
     type Case<'a> = (
         &'a [(&'a str, &'a str)],
@@ -184,7 +216,15 @@ fn diffs() {
             &[],
             vec![Change::Replace {
                 dst: "10.42.1.0/24".into(),
-                via: ip("10.0.0.2"),
+                hop: hop("10.0.0.2", None),
+            }],
+        ),
+        (
+            &[("10.42.1.0/24", "10.42.1.0@vx")],
+            &[("10.42.1.0/24", "10.0.0.2")],
+            vec![Change::Replace {
+                dst: "10.42.1.0/24".into(),
+                hop: hop("10.42.1.0", Some("vx")),
             }],
         ),
         (
@@ -196,7 +236,7 @@ fn diffs() {
                 },
                 Change::Replace {
                     dst: "10.42.1.0/24".into(),
-                    via: ip("10.0.0.3"),
+                    hop: hop("10.0.0.3", None),
                 },
             ],
         ),
@@ -214,11 +254,25 @@ fn diffs() {
 fn change_arguments() {
     let r = Change::Replace {
         dst: "10.42.1.0/24".into(),
-        via: ip("10.0.0.2"),
+        hop: Hop {
+            via: ip("10.0.0.2"),
+            dev: None,
+        },
     };
     assert_eq!(
         r.args().join(" "),
         "route replace 10.42.1.0/24 via 10.0.0.2 proto 143"
+    );
+    let t = Change::Replace {
+        dst: "10.42.1.0/24".into(),
+        hop: Hop {
+            via: ip("10.42.1.0"),
+            dev: Some("cst1-vx".into()),
+        },
+    };
+    assert_eq!(
+        t.args().join(" "),
+        "route replace 10.42.1.0/24 via 10.42.1.0 dev cst1-vx onlink proto 143"
     );
     let d = Change::Delete {
         dst: "10.42.1.0/24".into(),
@@ -271,5 +325,78 @@ fn relevant_fields() {
     assert_ne!(relevant(std::slice::from_ref(&a)), relevant(&[moved]));
     let recidr = node("b", Some("10.42.2.0/24"), Some("192.168.7.2"));
     assert_ne!(relevant(std::slice::from_ref(&a)), relevant(&[recidr]));
+    let tunnel = tunnel_node("b", "10.42.1.0/24", "192.168.7.2", "aa:bb:cc:00:11:22");
+    assert_ne!(relevant(std::slice::from_ref(&a)), relevant(&[tunnel]));
     assert_ne!(relevant(&[a]), relevant(&[]));
+}
+
+#[test]
+fn tunnels_to_peers_off_the_connected_subnets() {
+    let cluster = cidr("10.42.0.0/16");
+    let nodes = vec![
+        tunnel_node("b", "10.42.1.0/24", "172.16.0.9", "AA:bb:cc:00:11:22"),
+        tunnel_node("c", "10.42.2.0/24", "192.168.7.3", "aa:bb:cc:00:11:33"),
+        tunnel_node("d", "10.42.3.0/24", "172.16.0.10", "not-a-mac"),
+        tunnel_node("e", "10.42.1.0/24", "172.16.0.11", "aa:bb:cc:00:11:44"),
+    ];
+    let got = plan(&nodes, &local(), &cluster);
+    assert!(got.wants_vxlan);
+    let want: BTreeMap<String, Tunnel> = [(
+        "10.42.1.0/24".to_string(),
+        Tunnel {
+            node_ip: ip("172.16.0.9"),
+            mac: "aa:bb:cc:00:11:22".into(),
+            gateway: ip("10.42.1.0"),
+        },
+    )]
+    .into();
+    assert_eq!(got.tunnels, want);
+    // A connected peer keeps its host-gateway route even with a MAC published.
+    assert_eq!(
+        got.routes,
+        [("10.42.2.0/24".to_string(), ip("192.168.7.3"))].into()
+    );
+    assert_eq!(
+        got.skipped,
+        vec![
+            ("d".to_string(), Skip::NotConnected(ip("172.16.0.10"))),
+            ("e".to_string(), Skip::Overlaps("10.42.1.0/24".into())),
+        ]
+    );
+    let routes = desired(&got, "cst1-vx");
+    assert_eq!(
+        routes["10.42.1.0/24"],
+        Hop {
+            via: ip("10.42.1.0"),
+            dev: Some("cst1-vx".into())
+        }
+    );
+    assert_eq!(routes["10.42.2.0/24"].dev, None);
+    let calls: Vec<String> = tunnel_calls("cst1-vx", &got.tunnels["10.42.1.0/24"])
+        .iter()
+        .map(|(bin, args)| format!("{bin} {}", args.join(" ")))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            "ip neigh replace 10.42.1.0 lladdr aa:bb:cc:00:11:22 dev cst1-vx nud permanent",
+            "bridge fdb replace aa:bb:cc:00:11:22 dev cst1-vx dst 172.16.0.9 self permanent",
+        ]
+    );
+}
+
+#[test]
+fn vxlan_names_and_macs() {
+    assert_eq!(vxlan_device("capstan0"), "capstan0-vx");
+    assert_eq!(vxlan_device("cst12345b"), "cst12345b-vx");
+    assert_eq!(vxlan_device("abcdefghijklmno").len(), 15);
+    let link = "12: cst1-vx: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1450 qdisc noqueue state UNKNOWN mode DEFAULT group default qlen 1000\\    link/ether 3e:5f:0a:1b:2c:3d brd ff:ff:ff:ff:ff:ff";
+    assert_eq!(parse_mac(link).as_deref(), Some("3e:5f:0a:1b:2c:3d"));
+    assert_eq!(parse_mac("12: x: <UP> mtu 1500"), None);
+    assert_eq!(
+        normal_mac("3E:5F:0A:1B:2C:3D").as_deref(),
+        Some("3e:5f:0a:1b:2c:3d")
+    );
+    assert_eq!(normal_mac("3e:5f:0a:1b:2c"), None);
+    assert_eq!(normal_mac("3e:5f:0a:1b:2c:zz"), None);
 }
