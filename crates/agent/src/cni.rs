@@ -1,7 +1,13 @@
 //! The node's CNI configuration: a bridge with host-local IPAM on the node's podCIDR (gateway
 //! `.1`, masquerade for traffic leaving the cluster, hairpin for pods reaching themselves
-//! through a service) plus portmap for hostPort. containerd's CRI plugin reads it from
-//! `<data-dir>/agent/cni` and runs Debian's plugins from /usr/lib/cni for every sandbox.
+//! through a service), portmap for hostPort and bandwidth for the pod annotations
+//! `kubernetes.io/ingress-bandwidth` / `kubernetes.io/egress-bandwidth`. containerd's CRI
+//! plugin reads it from `<data-dir>/agent/cni` and runs Debian's plugins from /usr/lib/cni for
+//! every sandbox; it parses those two annotations of the PodSandboxConfig itself (as the
+//! kubelet's bandwidth helper does: a quantity in bits/s, 1k to 1P) and hands them to the
+//! bandwidth plugin's capability, so the agent only passes the pod's annotations through. A
+//! bad quantity fails RunPodSandbox with containerd's message, which the agent reports as the
+//! pod's FailedCreatePodSandBox event.
 //!
 //! The agent, not the bridge plugin, puts the gateway address on the bridge (`isGateway`
 //! off, the default route's gateway given explicitly): the plugin refuses a bridge that already
@@ -46,7 +52,8 @@ pub fn conflist(pod_cidr: &str, ipam_dir: &Path, bridge: &str) -> Value {
                     "dataDir": ipam_dir.to_string_lossy(),
                 }
             },
-            {"type": "portmap", "capabilities": {"portMappings": true}}
+            {"type": "portmap", "capabilities": {"portMappings": true}},
+            {"type": "bandwidth", "capabilities": {"bandwidth": true}}
         ]
     })
 }
@@ -123,6 +130,8 @@ mod tests {
         );
         assert_eq!(c["plugins"][0]["ipam"]["routes"][0]["gw"], "10.42.3.1");
         assert_eq!(c["plugins"][1]["type"], "portmap");
+        assert_eq!(c["plugins"][2]["type"], "bandwidth");
+        assert_eq!(c["plugins"][2]["capabilities"]["bandwidth"], true);
     }
 
     #[test]

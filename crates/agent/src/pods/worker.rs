@@ -783,7 +783,14 @@ impl Worker {
             let ip = self.sandbox_ip_of(&sb.id, pod).await;
             return Ok((cfg, sb.id.clone(), ip));
         }
-        let next_attempt = if sandboxes.is_empty() { 0 } else { attempt + 1 };
+        // Past every attempt CRI still knows: a sandbox that failed to stop keeps its name
+        // (and its attempt) reserved.
+        let next_attempt = sandboxes
+            .iter()
+            .filter_map(|s| s.metadata.as_ref())
+            .map(|m| m.attempt + 1)
+            .max()
+            .unwrap_or(0);
         if !sandboxes.is_empty() {
             self.ctx.events.emit(
                 &Self::involved(pod, None, false),
@@ -801,6 +808,15 @@ impl Worker {
             }
         }
         let cfg = spec::sandbox_config(pod, next_attempt, &log_dir.to_string_lossy(), dns);
+        if let Err(why) = super::bandwidth::check(&cfg.annotations) {
+            self.ctx.events.emit(
+                &Self::involved(pod, None, false),
+                true,
+                "FailedCreatePodSandBox",
+                &format!("Failed to create pod sandbox: {why}"),
+            );
+            return Err(Duration::from_secs(10));
+        }
         let handler = self.runtime_handler(pod).await;
         match rt
             .run_pod_sandbox(cri::RunPodSandboxRequest {
