@@ -142,7 +142,7 @@ fn bandwidth_annotations_limit_pod_traffic() {
             "--proxy-nft-table",
             &t,
             "--service-cidr",
-            "10.98.0.0/16",
+            "10.93.0.0/16",
         ],
     );
     s.import_builtin_images();

@@ -39,9 +39,14 @@ pub fn check(annotations: &HashMap<String, String>) -> Result<(), String> {
 mod tests {
     use super::*;
 
+    type Case = (
+        &'static [(&'static str, &'static str)],
+        Result<(), &'static str>,
+    );
+
     #[test]
     fn bandwidth_annotations() {
-        let cases: &[(&[(&str, &str)], Result<(), &str>)] = &[
+        let cases: &[Case] = &[
             (&[], Ok(())),
             (&[("other", "10X")], Ok(())),
             (&[(EGRESS, "10M")], Ok(())),
