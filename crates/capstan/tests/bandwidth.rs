@@ -240,4 +240,7 @@ fn bandwidth_annotations_limit_pod_traffic() {
         ])
         .ok();
     assert_eq!(phase, "Pending");
+    // And it deletes like any pod.
+    s.kubectl(&["delete", "pod", "-n", NS, "bad", "--timeout=30s"])
+        .ok();
 }

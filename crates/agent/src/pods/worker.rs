@@ -783,14 +783,7 @@ impl Worker {
             let ip = self.sandbox_ip_of(&sb.id, pod).await;
             return Ok((cfg, sb.id.clone(), ip));
         }
-        // Past every attempt CRI still knows: a sandbox that failed to stop keeps its name
-        // (and its attempt) reserved.
-        let next_attempt = sandboxes
-            .iter()
-            .filter_map(|s| s.metadata.as_ref())
-            .map(|m| m.attempt + 1)
-            .max()
-            .unwrap_or(0);
+        let next_attempt = spec::next_sandbox_attempt(&sandboxes);
         if !sandboxes.is_empty() {
             self.ctx.events.emit(
                 &Self::involved(pod, None, false),
