@@ -2,12 +2,13 @@
 //! process: agent servers of one test process share its pod CIDR and bridge) and the real
 //! kubectl: a 3-replica busybox httpd Deployment behind ClusterIP, ClientIP-affinity,
 //! headless, NodePort, LoadBalancer and externalIP Services and an ExternalName alias; from a
-//! client pod and from the host. Needs root, containerd, nft and curl (NOTICE and skip
-//! otherwise).
+//! client pod and from the host; DNS (headless A records, ExternalName CNAME, SRV), service
+//! link variables, and the proxy following a scale-down. Needs root, containerd, nft and curl
+//! (NOTICE and skip otherwise).
 
 mod common;
 
-use common::{eventually, Server};
+use common::Server;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -75,6 +76,18 @@ fn ip(args: &[&str]) {
     );
 }
 
+/// Retry `f` until it returns Some, for up to `secs`; the panic names `what`.
+fn within<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {secs}s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// `curl` from the host: (exit code, body).
 fn curl(url: &str) -> (i32, String) {
     let o = Command::new("curl")
@@ -127,7 +140,7 @@ fn backends(s: &Server) -> Vec<(String, String)> {
 
 /// `nslookup name` from the client pod until `done` accepts its output.
 fn lookup(s: &Server, name: &str, done: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let o = s.kubectl(&["exec", "-n", NS, "client", "--", "nslookup", name]);
         if done(&o.stdout) {
@@ -188,13 +201,13 @@ fn services_carry_real_traffic() {
     apply(&client("client", true));
     apply(&client("nolinks", false));
 
-    let pods = eventually(120, || {
+    let pods = within(120, "three ready backends", || {
         let b = backends(&s);
         (b.len() == 3).then_some(b)
     });
     let names: BTreeSet<String> = pods.iter().map(|(n, _)| n.clone()).collect();
     for c in ["client", "nolinks"] {
-        eventually(60, || {
+        within(60, "client pods ready", || {
             (json(&s, &["pod", c])["status"]["containerStatuses"][0]["ready"] == true).then_some(())
         });
     }
@@ -206,7 +219,7 @@ fn services_carry_real_traffic() {
     };
     let web = vip("web");
     // The proxy has every endpoint of web and web-sticky.
-    eventually(30, || {
+    within(60, "proxy rules for every endpoint", || {
         let out = Command::new("nft")
             .args(["list", "table", "ip", &table])
             .output()
@@ -253,7 +266,7 @@ fn services_carry_real_traffic() {
 
     // LoadBalancer: an ingress IP from the pool, carrying traffic from the host and a pod. The
     // pool is routed to this node's bridge, as a user routes it to the node.
-    let lb_ip = eventually(30, || {
+    let lb_ip = within(60, "LB ingress IP assigned", || {
         json(&s, &["svc", "web-lb"])["status"]["loadBalancer"]["ingress"][0]["ip"]
             .as_str()
             .map(str::to_string)
@@ -267,7 +280,7 @@ fn services_carry_real_traffic() {
             .to_vec(),
     );
     let mut seen = BTreeSet::new();
-    seen.insert(eventually(20, || {
+    seen.insert(within(60, "host reaches the LB ingress IP", || {
         let (code, body) = curl(&format!("http://{lb_ip}/"));
         (code == 0).then_some(body)
     }));
@@ -322,7 +335,7 @@ fn services_carry_real_traffic() {
             .to_vec(),
     );
     let mut seen = BTreeSet::new();
-    let first = eventually(20, || {
+    let first = within(60, "host reaches the externalIP", || {
         let (code, body) = curl(&format!("http://{EXTERNAL_IP}:8081/"));
         (code == 0).then_some(body)
     });
@@ -358,6 +371,25 @@ fn services_carry_real_traffic() {
     );
     assert!(out.contains(&format!("Address: {web}")), "{out}");
 
+    // SRV for the named port.
+    let srv = format!("_http._tcp.web.{NS}.svc.cluster.local");
+    let out = s
+        .kubectl(&[
+            "exec",
+            "-n",
+            NS,
+            "client",
+            "--",
+            "nslookup",
+            "-type=SRV",
+            &srv,
+        ])
+        .stdout;
+    assert!(
+        out.contains(&format!("service = 0 100 80 web.{NS}.svc.cluster.local")),
+        "{out}"
+    );
+
     // Service links: in a pod started after the services, not with enableServiceLinks false.
     let env = |pod: &str| s.kubectl(&["exec", "-n", NS, pod, "--", "env"]).ok();
     let linked = env("client");
@@ -388,5 +420,58 @@ fn services_carry_real_traffic() {
         unlinked.contains("KUBERNETES_SERVICE_HOST=10.94.0.1"),
         "the kubernetes service's variables stay: {unlinked}"
     );
+
+    // Scaled down: once the endpoints follow, every request goes to the two pods left.
+    s.kubectl(&["scale", "-n", NS, "deployment/web", "--replicas=2"])
+        .ok();
+    let left: BTreeSet<String> = within(60, "endpoints follow the scale-down", || {
+        let v = json(
+            &s,
+            &["endpointslices", "-l", "kubernetes.io/service-name=web"],
+        );
+        let ready: BTreeSet<String> = v["items"]
+            .as_array()?
+            .iter()
+            .flat_map(|sl| sl["endpoints"].as_array().cloned().unwrap_or_default())
+            .filter(|e| e["conditions"]["ready"] == true)
+            .filter_map(|e| e["targetRef"]["name"].as_str().map(str::to_string))
+            .collect();
+        (ready.len() == 2).then_some(ready)
+    });
+    let ips: Vec<String> = pods
+        .iter()
+        .filter(|(n, _)| left.contains(n))
+        .map(|(_, ip)| ip.clone())
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = Command::new("nft")
+            .args(["list", "table", "ip", &table])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let gone = pods
+            .iter()
+            .filter(|(n, _)| !left.contains(n))
+            .all(|(_, ip)| !text.contains(&format!("dnat to {ip}:8080")));
+        if gone
+            && ips
+                .iter()
+                .all(|ip| text.contains(&format!("dnat to {ip}:8080")))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the proxy did not follow the scale-down to {left:?}:\n{text}\nslices:\n{}\npods:\n{}",
+            s.kubectl(&["get", "endpointslices", "-n", NS, "-o", "yaml"])
+                .stdout,
+            s.kubectl(&["get", "pods", "-n", NS, "-o", "wide"]).stdout,
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let answers = requests_from(&s, "client", &web, 80, 60);
+    let seen: BTreeSet<String> = answers.iter().cloned().collect();
+    assert_eq!(seen, left, "{answers:?}");
     drop(undo);
 }
