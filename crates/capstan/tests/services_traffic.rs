@@ -88,6 +88,20 @@ fn within<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// Wait until the proxy's table maps `ip . tcp . port` (before traffic to an address that is
+/// the host's own: without the rule the host itself would answer).
+fn wait_rule(table: &str, ip: &str, port: u16) {
+    within(60, &format!("proxy rule for {ip}:{port}"), || {
+        let out = Command::new("nft")
+            .args(["list", "table", "ip", table])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .contains(&format!("{ip} . tcp . {port} :"))
+            .then_some(())
+    });
+}
+
 /// `curl` from the host: (exit code, body).
 fn curl(url: &str) -> (i32, String) {
     let o = Command::new("curl")
@@ -272,6 +286,7 @@ fn services_carry_real_traffic() {
             .map(str::to_string)
     });
     assert!(lb_ip.starts_with("203.0.113."), "{lb_ip}");
+    wait_rule(&table, &lb_ip, 80);
     let bridge = common::cni_bridge();
     ip(&["route", "add", INGRESS_CIDR, "dev", &bridge]);
     undo.0.push(
@@ -327,6 +342,7 @@ fn services_carry_real_traffic() {
     assert_eq!(code, 422, "{resp}");
     assert!(resp.contains("externalIP is not allowed"), "{resp}");
     apply(&ext(EXTERNAL_IP));
+    wait_rule(&table, EXTERNAL_IP, 8081);
     let addr = format!("{EXTERNAL_IP}/32");
     ip(&["addr", "add", &addr, "dev", "lo"]);
     undo.0.push(
@@ -344,6 +360,13 @@ fn services_carry_real_traffic() {
         let (code, body) = curl(&format!("http://{EXTERNAL_IP}:8081/"));
         assert_eq!(code, 0, "host → externalIP: {body}");
         seen.insert(body);
+    }
+    if seen != names {
+        let ss = Command::new("ss").args(["-ltnp"]).output().unwrap();
+        panic!(
+            "externalIP answers {seen:?}, backends {names:?}; listeners:\n{}",
+            String::from_utf8_lossy(&ss.stdout)
+        );
     }
     assert_eq!(seen, names, "externalIP reaches every backend");
     let from_pod = requests_from(&s, "client", EXTERNAL_IP, 8081, 10);

@@ -4,7 +4,8 @@
 //! bits/s between 1k and 1P) and hands them to the CNI bandwidth plugin; a bad one makes it
 //! fail RunPodSandbox *and* every later StopPodSandbox of that sandbox (the teardown parses
 //! them again), so the sandbox could never be removed. The agent refuses such a pod's sandbox
-//! itself, with a message naming the annotation, and creates nothing.
+//! itself, with a message naming the annotation, and creates nothing (host-network pods are
+//! not checked: their sandboxes get no CNI call, so containerd never reads the annotations).
 
 use capstan_validation::quantity::Quantity;
 use std::collections::HashMap;

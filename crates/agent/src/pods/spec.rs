@@ -84,7 +84,7 @@ pub fn cgroup_parent(pod: &Pod) -> String {
     }
 }
 
-fn host_network(pod: &Pod) -> bool {
+pub fn host_network(pod: &Pod) -> bool {
     pod.spec
         .as_ref()
         .and_then(|s| s.host_network)

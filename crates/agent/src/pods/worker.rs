@@ -801,7 +801,13 @@ impl Worker {
             }
         }
         let cfg = spec::sandbox_config(pod, next_attempt, &log_dir.to_string_lossy(), dns);
-        if let Err(why) = super::bandwidth::check(&cfg.annotations) {
+        // Host-network sandboxes get no CNI call, so containerd never reads the annotations.
+        let checked = if spec::host_network(pod) {
+            Ok(())
+        } else {
+            super::bandwidth::check(&cfg.annotations)
+        };
+        if let Err(why) = checked {
             self.ctx.events.emit(
                 &Self::involved(pod, None, false),
                 true,
