@@ -5,9 +5,10 @@
 //! plugin reads it from `<data-dir>/agent/cni` and runs Debian's plugins from /usr/lib/cni for
 //! every sandbox; it parses those two annotations of the PodSandboxConfig itself (as the
 //! kubelet's bandwidth helper does: a quantity in bits/s, 1k to 1P) and hands them to the
-//! bandwidth plugin's capability, so the agent only passes the pod's annotations through. A
-//! bad quantity fails RunPodSandbox with containerd's message, which the agent reports as the
-//! pod's FailedCreatePodSandBox event.
+//! bandwidth plugin's capability, so the agent only passes the pod's annotations through
+//! (`pods/bandwidth.rs` refuses bad quantities first). containerd asks for a burst of 2^32-1
+//! bits, which the plugin turns into a tbf bucket of about 20 MiB at 1 Mbit/s: as on
+//! Kubernetes with containerd, the first ~20 MiB pass at line rate, the limit holds after.
 //!
 //! The agent, not the bridge plugin, puts the gateway address on the bridge (`isGateway`
 //! off, the default route's gateway given explicitly): the plugin refuses a bridge that already
