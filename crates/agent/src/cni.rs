@@ -1,8 +1,16 @@
 //! The node's CNI configuration: a bridge with host-local IPAM on the node's podCIDR (gateway
 //! `.1`, hairpin for pods reaching themselves through a service; no `ipMasq`: the plugin's
 //! rule masquerades everything leaving the node's own /24, other nodes' pods included, so the
-//! agent's `podnet` masquerades only traffic leaving the cluster CIDR) plus portmap for hostPort. containerd's CRI plugin reads it from
-//! `<data-dir>/agent/cni` and runs Debian's plugins from /usr/lib/cni for every sandbox.
+//! agent's `podnet` masquerades only traffic leaving the cluster CIDR), portmap for hostPort
+//! and bandwidth for the pod annotations
+//! `kubernetes.io/ingress-bandwidth` / `kubernetes.io/egress-bandwidth`. containerd's CRI
+//! plugin reads it from `<data-dir>/agent/cni` and runs Debian's plugins from /usr/lib/cni for
+//! every sandbox; it parses those two annotations of the PodSandboxConfig itself (as the
+//! kubelet's bandwidth helper does: a quantity in bits/s, 1k to 1P) and hands them to the
+//! bandwidth plugin's capability, so the agent only passes the pod's annotations through
+//! (`pods/bandwidth.rs` refuses bad quantities first). containerd asks for a burst of 2^32-1
+//! bits, which the plugin turns into a tbf bucket of about 20 MiB at 1 Mbit/s: as on
+//! Kubernetes with containerd, the first ~20 MiB pass at line rate, the limit holds after.
 //!
 //! The agent, not the bridge plugin, puts the gateway address on the bridge (`isGateway`
 //! off, the default route's gateway given explicitly): the plugin refuses a bridge that already
@@ -47,7 +55,8 @@ pub fn conflist(pod_cidr: &str, ipam_dir: &Path, bridge: &str) -> Value {
                     "dataDir": ipam_dir.to_string_lossy(),
                 }
             },
-            {"type": "portmap", "capabilities": {"portMappings": true}}
+            {"type": "portmap", "capabilities": {"portMappings": true}},
+            {"type": "bandwidth", "capabilities": {"bandwidth": true}}
         ]
     })
 }
@@ -127,6 +136,8 @@ mod tests {
         );
         assert_eq!(c["plugins"][0]["ipam"]["routes"][0]["gw"], "10.42.3.1");
         assert_eq!(c["plugins"][1]["type"], "portmap");
+        assert_eq!(c["plugins"][2]["type"], "bandwidth");
+        assert_eq!(c["plugins"][2]["capabilities"]["bandwidth"], true);
     }
 
     #[test]

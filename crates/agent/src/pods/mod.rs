@@ -8,6 +8,7 @@
 //! `io.kubernetes.container.name`; a container's CRI `attempt` is its restart count, and one
 //! previous run per container name is kept for `logs --previous`.
 
+pub mod bandwidth;
 pub mod cgroups;
 mod drive;
 pub mod env;

@@ -84,7 +84,7 @@ pub fn cgroup_parent(pod: &Pod) -> String {
     }
 }
 
-fn host_network(pod: &Pod) -> bool {
+pub fn host_network(pod: &Pod) -> bool {
     pod.spec
         .as_ref()
         .and_then(|s| s.host_network)
@@ -208,6 +208,17 @@ pub const SAFE_SYSCTLS: &[&str] = &[
     "net.ipv4.tcp_rmem",
     "net.ipv4.tcp_wmem",
 ];
+
+/// The CRI attempt of a pod's next sandbox: past every attempt CRI still lists, since a
+/// sandbox that failed to stop keeps its name (`<pod>_<ns>_<uid>_<attempt>`) reserved.
+pub fn next_sandbox_attempt(sandboxes: &[cri::PodSandbox]) -> u32 {
+    sandboxes
+        .iter()
+        .filter_map(|s| s.metadata.as_ref())
+        .map(|m| m.attempt + 1)
+        .max()
+        .unwrap_or(0)
+}
 
 /// The first sysctl of the pod outside the safe set.
 pub fn forbidden_sysctl(pod: &Pod) -> Option<String> {
@@ -661,5 +672,29 @@ mod tests {
         assert_eq!(caps.add_capabilities, ["NET_ADMIN"]);
         assert_eq!(caps.drop_capabilities, ["ALL"]);
         assert_eq!(run_as_user(&p, &c), Some(1001));
+    }
+
+    #[test]
+    fn next_sandbox_attempts() {
+        let sb = |attempt: u32, created_at: i64| cri::PodSandbox {
+            metadata: Some(cri::PodSandboxMetadata {
+                attempt,
+                ..Default::default()
+            }),
+            created_at,
+            ..Default::default()
+        };
+        let cases: Vec<(Vec<cri::PodSandbox>, u32)> = vec![
+            (vec![], 0),
+            (vec![sb(0, 1)], 1),
+            (vec![sb(3, 5)], 4),
+            // Newest first but an older attempt number (the name of 1 is still taken).
+            (vec![sb(0, 9), sb(1, 5)], 2),
+            (vec![sb(1, 5), sb(0, 9), sb(2, 1)], 3),
+            (vec![cri::PodSandbox::default()], 0),
+        ];
+        for (list, want) in cases {
+            assert_eq!(next_sandbox_attempt(&list), want, "{list:?}");
+        }
     }
 }

@@ -783,7 +783,7 @@ impl Worker {
             let ip = self.sandbox_ip_of(&sb.id, pod).await;
             return Ok((cfg, sb.id.clone(), ip));
         }
-        let next_attempt = if sandboxes.is_empty() { 0 } else { attempt + 1 };
+        let next_attempt = spec::next_sandbox_attempt(&sandboxes);
         if !sandboxes.is_empty() {
             self.ctx.events.emit(
                 &Self::involved(pod, None, false),
@@ -801,6 +801,21 @@ impl Worker {
             }
         }
         let cfg = spec::sandbox_config(pod, next_attempt, &log_dir.to_string_lossy(), dns);
+        // Host-network sandboxes get no CNI call, so containerd never reads the annotations.
+        let checked = if spec::host_network(pod) {
+            Ok(())
+        } else {
+            super::bandwidth::check(&cfg.annotations)
+        };
+        if let Err(why) = checked {
+            self.ctx.events.emit(
+                &Self::involved(pod, None, false),
+                true,
+                "FailedCreatePodSandBox",
+                &format!("Failed to create pod sandbox: {why}"),
+            );
+            return Err(Duration::from_secs(10));
+        }
         let handler = self.runtime_handler(pod).await;
         match rt
             .run_pod_sandbox(cri::RunPodSandboxRequest {
