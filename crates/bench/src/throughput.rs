@@ -4,8 +4,9 @@
 //! answers each connection, after its EOF, with the byte count it read; a stream is timed
 //! from connect to that answer, so nothing still in flight is counted. `capstan server` with
 //! its node agent is started once per proxy mode (each with a table of its own), a
-//! selector-less Service with a hand-written EndpointSlice pointing at the sink; direct runs
-//! go to the sink's address itself. Needs root (the agent, nft).
+//! selector-less Service with a hand-written EndpointSlice pointing at the sink; each stream
+//! through the VIP follows one straight to the sink's address (the direct row: both phases).
+//! Needs root (the agent, nft).
 
 use crate::client::Tls;
 use crate::pods::node::NodeServer;
@@ -90,14 +91,24 @@ fn stream(addr: SocketAddr, bytes: u64) -> Result<f64> {
     Ok(bytes as f64 / t0.elapsed().as_secs_f64() / 1e6)
 }
 
-fn runs(addr: SocketAddr, bytes: u64, n: usize, what: &str) -> Result<Vec<f64>> {
-    let mut out = Vec::new();
+/// `n` streams through `vip`, each after one straight to `sink` (alternating, so drift on
+/// the machine affects both alike): (through the VIP, direct).
+fn runs(
+    vip: SocketAddr,
+    sink: SocketAddr,
+    bytes: u64,
+    n: usize,
+    what: &str,
+) -> Result<(Vec<f64>, Vec<f64>)> {
+    let (mut out, mut direct) = (Vec::new(), Vec::new());
     for _ in 0..n {
-        let r = stream(addr, bytes)?;
-        eprintln!("  {what}: {r:.0} MB/s");
+        let d = stream(sink, bytes)?;
+        let r = stream(vip, bytes)?;
+        eprintln!("  {what}: {r:.0} MB/s (direct just before: {d:.0} MB/s)");
         out.push(r);
+        direct.push(d);
     }
-    Ok(out)
+    Ok((out, direct))
 }
 
 /// Start a server in `mode`, point the Service at `sink`, measure through the VIP.
@@ -108,7 +119,7 @@ fn through_proxy(
     sink: SocketAddr,
     bytes: u64,
     n: usize,
-) -> Result<Vec<f64>> {
+) -> Result<(Vec<f64>, Vec<f64>)> {
     let table = format!("cstbench{}", std::process::id() % 100_000);
     let node = NodeServer::start_with_args(
         capstan,
@@ -167,7 +178,7 @@ fn through_proxy(
                     Err(_) => std::thread::sleep(Duration::from_millis(200)),
                 }
             }
-            runs(vip, bytes, n, mode)
+            runs(vip, sink, bytes, n, mode)
         })
         .with_context(|| format!("{mode} proxy; server log:\n{}", node.log_tail()));
     drop(node);
@@ -192,9 +203,9 @@ pub fn run(rt: &tokio::runtime::Runtime, capstan: &Path, quick: bool) -> Result<
         (1u64 << 30, 3)
     };
     eprintln!("  sink on {sink}; {} MiB per stream", bytes >> 20);
-    let direct = runs(sink, bytes, n, "direct")?;
-    let nft = through_proxy(rt, capstan, "nftables", sink, bytes, n)?;
-    let user = through_proxy(rt, capstan, "userspace", sink, bytes, n)?;
+    let (nft, mut direct) = through_proxy(rt, capstan, "nftables", sink, bytes, n)?;
+    let (user, d2) = through_proxy(rt, capstan, "userspace", sink, bytes, n)?;
+    direct.extend(d2);
     Ok(vec![
         Row {
             what: "direct (no proxy)",

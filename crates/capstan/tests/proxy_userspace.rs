@@ -94,6 +94,9 @@ endpoints:
     )
 }
 
+/// When a request ended, and its answer.
+type Sample = (Instant, Result<String, String>);
+
 /// One HTTP/1.0 GET from the host: the body's last line, or the error.
 fn get(addr: SocketAddr) -> Result<String, String> {
     let mut c = TcpStream::connect_timeout(&addr, Duration::from_secs(3))
@@ -215,6 +218,12 @@ fn userspace_proxy_fails_over_to_the_next_endpoint_and_cleans_up() {
         s.log()
     );
 
+    // Hairpin: a backend reaching itself through the VIP (the agent dials it anew).
+    let out = s
+        .kubectl(&["exec", "-n", NS, "web-a", "--", "sh", "-c", &script])
+        .stdout;
+    assert_eq!(out.lines().filter(|l| *l != "FAIL").count(), 30, "{out}");
+
     // From the host: the cluster IP (output hook) and the NodePort on the node's address.
     let np_addr: SocketAddr = format!("{node_ip}:{node_port}").parse().unwrap();
     for (what, addr) in [("cluster IP", vip_addr), ("NodePort", np_addr)] {
@@ -245,7 +254,7 @@ fn userspace_proxy_fails_over_to_the_next_endpoint_and_cleans_up() {
 
     // Kill web-b's httpd under load: its endpoint stays listed as ready, yet no request fails.
     let stop = Arc::new(AtomicBool::new(false));
-    let results: Arc<Mutex<Vec<(Instant, Result<String, String>)>>> = Default::default();
+    let results: Arc<Mutex<Vec<Sample>>> = Default::default();
     let load = {
         let (stop, results) = (stop.clone(), results.clone());
         std::thread::spawn(move || {
@@ -275,8 +284,7 @@ fn userspace_proxy_fails_over_to_the_next_endpoint_and_cleans_up() {
     stop.store(true, Ordering::SeqCst);
     load.join().unwrap();
     let results = results.lock().unwrap();
-    let failed: Vec<&(Instant, Result<String, String>)> =
-        results.iter().filter(|(_, r)| r.is_err()).collect();
+    let failed: Vec<&Sample> = results.iter().filter(|(_, r)| r.is_err()).collect();
     assert!(
         failed.is_empty(),
         "{} of {} requests failed: {:?}",
@@ -311,6 +319,22 @@ fn userspace_proxy_fails_over_to_the_next_endpoint_and_cleans_up() {
         answers.iter().all(|a| *a == "web-a" || *a == "web-c"),
         "{out}"
     );
+
+    // ClientIP affinity: the host's requests stick to one backend.
+    s.kubectl(&[
+        "patch",
+        "svc",
+        "-n",
+        NS,
+        "web",
+        "-p",
+        r#"{"spec":{"sessionAffinity":"ClientIP"}}"#,
+    ])
+    .ok();
+    eventually(20, || {
+        let bodies: Result<BTreeSet<String>, String> = (0..20).map(|_| get(vip_addr)).collect();
+        (bodies.ok()?.len() == 1).then_some(())
+    });
 
     // No endpoint answering at all: the connection is closed without an HTTP answer.
     s.kubectl_stdin(&["apply", "-n", NS, "-f", "-"], &slice(&ips[1..2]))
