@@ -3,8 +3,9 @@
 //! EndpointSlice. The cluster IP from a client pod and from the host reaches all three, the
 //! NodePort answers on the node's address, cluster DNS (UDP) works through the kube-dns VIP;
 //! then one backend's httpd is killed under load while its endpoint stays listed as ready —
-//! every request still succeeds (the listener tries the next endpoint). A deleted service's
-//! listener closes; the table and listeners are gone once the server stopped. Needs root,
+//! every request still succeeds (the listener tries the next endpoint). ClientIP affinity
+//! sticks; after kill -9 and a restart the agent rebuilds listeners and table from the API;
+//! a deleted service's listener closes; the table and listeners are gone once the server stopped. Needs root,
 //! containerd and nft (NOTICE and skip otherwise).
 
 mod common;
@@ -120,7 +121,7 @@ fn userspace_proxy_fails_over_to_the_next_endpoint_and_cleans_up() {
     }
     let t = table();
     // A service CIDR of its own: another server's proxy table must not answer these VIPs.
-    let s = Server::start_with_agent_args(
+    let mut s = Server::start_with_agent_args(
         NODE,
         &[
             "--eviction-hard",
@@ -187,15 +188,18 @@ fn userspace_proxy_fails_over_to_the_next_endpoint_and_cleans_up() {
 
     // The table redirects the VIP to a listener of the agent on the node's address.
     let key = format!("{vip} . tcp . 80 : {node_ip} . ");
-    let listener: u16 = eventually(20, || {
-        let text = nft_table(&t)?;
-        let rest = &text[text.find(&key)? + key.len()..];
-        rest.split(|c: char| !c.is_ascii_digit())
-            .next()?
-            .parse()
-            .ok()
-    });
-    let listener_addr: SocketAddr = format!("{node_ip}:{listener}").parse().unwrap();
+    let listener_of = || -> SocketAddr {
+        let port: u16 = eventually(20, || {
+            let text = nft_table(&t)?;
+            let rest = &text[text.find(&key)? + key.len()..];
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        });
+        format!("{node_ip}:{port}").parse().unwrap()
+    };
+    listener_of();
     let vip_addr: SocketAddr = format!("{vip}:80").parse().unwrap();
 
     // 30 requests from a client pod to the cluster IP: all answered, by all three backends.
@@ -336,12 +340,24 @@ fn userspace_proxy_fails_over_to_the_next_endpoint_and_cleans_up() {
         (bodies.ok()?.len() == 1).then_some(())
     });
 
+    // kill -9 and restart: the stale table points at listeners that died with the process;
+    // the restarted agent rebuilds listeners and table from the API.
+    s.kill9_and_restart();
+    // (Nothing listens on the old ports once the process is gone, so answers mean new
+    // listeners and a table naming them.)
+    eventually(60, || {
+        let live: Result<BTreeSet<String>, String> = (0..10).map(|_| get(vip_addr)).collect();
+        (live.ok()?.len() == 1).then_some(())
+    });
+
     // No endpoint answering at all: the connection is closed without an HTTP answer.
     s.kubectl_stdin(&["apply", "-n", NS, "-f", "-"], &slice(&ips[1..2]))
         .ok();
     eventually(20, || get(vip_addr).is_err().then_some(()));
 
     // A deleted service's listener closes, and its VIP is no longer redirected.
+    let listener_addr = listener_of();
+    assert!(TcpStream::connect(listener_addr).is_ok(), "{listener_addr}");
     s.kubectl(&["delete", "svc", "-n", NS, "web"]).ok();
     eventually(20, || {
         let gone = !nft_table(&t)?.contains(&key);
