@@ -293,7 +293,8 @@ pub async fn run(cfg: AgentConfig, shutdown: impl std::future::Future<Output = (
     let pod_manager = tokio::spawn(pods::run(ctx, cfg.pod_manifest_path.clone()));
     let (stop_proxy, proxy_stop) = tokio::sync::oneshot::channel::<()>();
     let proxy = match cfg.proxy_mode {
-        proxy::Mode::Nftables => {
+        proxy::Mode::None => None,
+        mode => {
             let table = if cfg.proxy_table.is_empty() {
                 proxy::DEFAULT_TABLE.to_string()
             } else {
@@ -301,16 +302,14 @@ pub async fn run(cfg: AgentConfig, shutdown: impl std::future::Future<Output = (
             };
             Some(tokio::spawn(proxy::run(
                 api.clone(),
+                mode,
                 facts.name.clone(),
+                facts.internal_ip.clone(),
                 table,
                 async {
                     let _ = proxy_stop.await;
                 },
             )))
-        }
-        proxy::Mode::None => None,
-        proxy::Mode::Userspace => {
-            anyhow::bail!("--proxy-mode userspace is not implemented yet; use nftables or none")
         }
     };
     let (stop_podnet, podnet_stop) = tokio::sync::oneshot::channel::<()>();

@@ -8,8 +8,10 @@
 //! `--deployment` runs only the controller benchmark: a Deployment of 10,000 replicas created
 //! and rolled on 500 simulated nodes, side by side with the same pods created bare
 //! (scheduler only), and the controller manager's memory. `--dns` runs only the cluster DNS
-//! benchmark (queries/s and p50/p99 at fixed rates, cluster and forwarded names). Every figure comes from measurement
-//! in this run.
+//! benchmark (queries/s and p50/p99 at fixed rates, cluster and forwarded names).
+//! `--proxy-throughput` runs only the service proxy benchmark: one TCP stream through a VIP
+//! with the userspace proxy, the nftables proxy and no proxy, side by side. Every figure comes
+//! from measurement in this run.
 
 #![forbid(unsafe_code)]
 
@@ -23,6 +25,7 @@ mod procs;
 mod report;
 mod sched;
 mod stats;
+mod throughput;
 mod watch;
 
 use anyhow::{Context, Result};
@@ -93,6 +96,10 @@ struct Args {
     /// names and forwarded names, against the upstream queried directly.
     #[arg(long, conflicts_with_all = ["pods", "no_pods", "scheduler", "deployment"])]
     dns: bool,
+    /// Run only the service proxy benchmark (root): one TCP stream through a ClusterIP with
+    /// `--proxy-mode userspace`, with `--proxy-mode nftables`, and to the endpoint directly.
+    #[arg(long, conflicts_with_all = ["pods", "no_pods", "scheduler", "deployment", "dns"])]
+    proxy_throughput: bool,
 }
 
 fn main() -> Result<()> {
@@ -116,6 +123,17 @@ fn main() -> Result<()> {
         println!("{}", dns::table(&rows));
         if let Some(path) = &args.json {
             let v = serde_json::json!({"quick": args.quick, "dns": dns::json(&rows)});
+            std::fs::write(path, serde_json::to_vec_pretty(&v)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        return Ok(());
+    }
+    if args.proxy_throughput {
+        eprintln!("== service proxy throughput");
+        let rows = throughput::run(&rt, &capstan, args.quick)?;
+        println!("{}", throughput::table(&rows, args.quick));
+        if let Some(path) = &args.json {
+            let v = serde_json::json!({"quick": args.quick, "proxy_throughput": throughput::json(&rows)});
             std::fs::write(path, serde_json::to_vec_pretty(&v)?)
                 .with_context(|| format!("writing {}", path.display()))?;
         }

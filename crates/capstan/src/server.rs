@@ -101,8 +101,9 @@ pub struct NodeFlags {
     /// Hard eviction thresholds of the node agent ("" turns node-pressure eviction off).
     #[arg(long, default_value = capstan_agent::pods::eviction::DEFAULT_HARD)]
     pub eviction_hard: String,
-    /// The service proxy of the node: nftables (table `ip <--proxy-nft-table>`), none, or
-    /// userspace (not implemented yet).
+    /// The service proxy of the node: nftables (DNAT to the endpoints in table
+    /// `ip <--proxy-nft-table>`), userspace (listeners in the agent that try the endpoints in
+    /// turn; the table only redirects to them) or none.
     #[arg(long, default_value = "nftables")]
     pub proxy_mode: capstan_agent::proxy::Mode,
     /// The nftables table the proxy owns (one per node on a host).
@@ -132,7 +133,6 @@ impl NodeFlags {
     /// Fill the agent configuration's node settings (the registries file defaults to
     /// `<data-dir>/registries.yaml`).
     pub fn apply(&self, cfg: &mut capstan_agent::AgentConfig) -> Result<()> {
-        self.proxy_mode.check().map_err(anyhow::Error::msg)?;
         cfg.proxy_mode = self.proxy_mode;
         cfg.proxy_table = self.proxy_nft_table.clone();
         cfg.cluster_dns = self.cluster_dns.clone();
@@ -178,9 +178,6 @@ fn parse_port_range(s: &str) -> Result<(u16, u16)> {
 pub async fn run(args: ServerArgs) -> Result<()> {
     let started = Instant::now();
     let shutdown = shutdown_signal()?;
-    if !args.disable_agent {
-        args.node.proxy_mode.check().map_err(anyhow::Error::msg)?;
-    }
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating data dir {}", data_dir.display()))?;

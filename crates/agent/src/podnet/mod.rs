@@ -142,7 +142,7 @@ pub async fn run(api: Api, settings: Settings, stop: impl std::future::Future<Ou
         tracing::error!(table = %table, "pod network: invalid nftables table name; no masquerade");
     }
     let changed = Arc::new(Notify::new());
-    let (nodes, watcher) = crate::proxy::mirror(api.clone(), "/api/v1/nodes", changed.clone());
+    let (nodes, watcher) = crate::proxy::mirror::mirror(api.clone(), "/api/v1/nodes", changed.clone());
     let vxlan_made = std::sync::atomic::AtomicBool::new(false);
     let sync = async {
         let mut masquerading = false;

@@ -1,16 +1,19 @@
-//! The service proxy (nftables mode). `rules.rs` is the pure ruleset generator; this is its
-//! edge: list+watch of Services and EndpointSlices (discovery.k8s.io/v1), a rebuild debounced
-//! by [`DEBOUNCE`] after each change, `nft -f -` only when the text changed (a failure is
-//! logged and retried), the table deleted on a clean shutdown. Nothing is applied before both
-//! resources have been listed, so a restarted agent rebuilds from the API, never from an
-//! empty view.
+//! The service proxy. Both modes share `mirror.rs` (list+watch of Services and
+//! EndpointSlices) and a rebuild debounced by [`DEBOUNCE`] after each change that applies an
+//! `nft -f -` script only when its text changed (a failure is logged and retried), the table
+//! deleted on a clean shutdown. nftables mode: `rules.rs` (pure) DNATs service traffic to the
+//! endpoints in the kernel. Userspace mode (`userspace/`): the agent listens per service port
+//! and its table only redirects service traffic to those listeners, which pick and dial the
+//! endpoints. Nothing is applied before both resources have been listed, so a restarted agent
+//! rebuilds from the API, never from an empty view.
 
+pub(crate) mod mirror;
 pub mod rules;
+pub mod userspace;
 
 use crate::api::Api;
-use serde_json::Value;
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use mirror::Mirrors;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 
@@ -43,18 +46,6 @@ impl std::str::FromStr for Mode {
     }
 }
 
-impl Mode {
-    /// The modes this build can run; userspace is not implemented yet.
-    pub fn check(self) -> Result<(), String> {
-        match self {
-            Mode::Userspace => {
-                Err("--proxy-mode userspace is not implemented yet; use nftables or none".into())
-            }
-            _ => Ok(()),
-        }
-    }
-}
-
 /// Whether `name` can be an nftables table name (letters, digits, `-`, `_`, at most 63).
 pub fn valid_table(name: &str) -> bool {
     !name.is_empty()
@@ -65,112 +56,8 @@ pub fn valid_table(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-pub(crate) type Objects = Arc<Mutex<BTreeMap<String, Value>>>;
-
-/// One resource mirrored from the API: the objects, whether the first list arrived.
-pub(crate) struct Mirror {
-    pub(crate) objects: Objects,
-    pub(crate) listed: Arc<std::sync::atomic::AtomicBool>,
-}
-
-fn key(v: &Value) -> String {
-    format!(
-        "{}/{}",
-        v["metadata"]["namespace"].as_str().unwrap_or_default(),
-        v["metadata"]["name"].as_str().unwrap_or_default()
-    )
-}
-
-fn slim(mut v: Value) -> Value {
-    if let Some(md) = v["metadata"].as_object_mut() {
-        md.remove("managedFields");
-    }
-    v
-}
-
-/// List and watch `path` forever into a [`Mirror`], poking `changed` after each change.
-pub(crate) fn mirror(
-    api: Api,
-    path: &'static str,
-    changed: Arc<Notify>,
-) -> (Mirror, tokio::task::JoinHandle<()>) {
-    let objects: Objects = Default::default();
-    let listed: Arc<std::sync::atomic::AtomicBool> = Default::default();
-    let m = Mirror {
-        objects: objects.clone(),
-        listed: listed.clone(),
-    };
-    let task = tokio::spawn(async move {
-        loop {
-            let list = match api.call("GET", path, None).await {
-                Ok(a) if a.code == 200 => a.body,
-                Ok(a) => {
-                    tracing::warn!(code = a.code, path, "mirror: listing");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, path, "mirror: listing");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            };
-            let items: BTreeMap<String, Value> = list["items"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|v| (key(&v), slim(v)))
-                .collect();
-            *objects.lock().expect("proxy objects") = items;
-            listed.store(true, std::sync::atomic::Ordering::SeqCst);
-            changed.notify_one();
-            let rv = list["metadata"]["resourceVersion"].as_str().unwrap_or("0");
-            let watch = format!(
-                "{path}?watch=true&resourceVersion={rv}&allowWatchBookmarks=true&timeoutSeconds=300"
-            );
-            let mut w = match api.watch(&watch).await {
-                Ok(w) => w,
-                Err(e) => {
-                    tracing::warn!(error = %e, path, "mirror: watching");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            };
-            loop {
-                match w.next().await {
-                    Ok(Some(ev)) => {
-                        let obj = ev["object"].clone();
-                        match ev["type"].as_str().unwrap_or_default() {
-                            "ADDED" | "MODIFIED" => {
-                                objects
-                                    .lock()
-                                    .expect("proxy objects")
-                                    .insert(key(&obj), slim(obj));
-                            }
-                            "DELETED" => {
-                                objects.lock().expect("proxy objects").remove(&key(&obj));
-                            }
-                            "BOOKMARK" => continue,
-                            // ERROR (say 410 Expired): relist.
-                            _ => break,
-                        }
-                        changed.notify_one();
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        tracing::debug!(error = %e, path, "mirror: watch ended");
-                        break;
-                    }
-                }
-            }
-        }
-    });
-    (m, task)
-}
-
 /// The node's IPv4 addresses NodePorts answer on (global scope: not 127.0.0.1).
-fn node_addresses() -> Vec<String> {
+pub(crate) fn node_addresses() -> Vec<String> {
     let out = std::process::Command::new("ip")
         .args(["-4", "-o", "addr", "show", "scope", "global"])
         .output();
@@ -226,79 +113,105 @@ fn ensure_bridge_netfilter() {
     }
 }
 
-/// Run the proxy until `stop` resolves, then delete its table.
+/// Run the proxy of `mode` until `stop` resolves, then delete its table (and, in userspace
+/// mode, close its listeners). `node_ip` is the node's advertised address (userspace mode's
+/// listeners are bound on it).
 pub async fn run(
     api: Api,
+    mode: Mode,
     node: String,
+    node_ip: String,
     table: String,
     stop: impl std::future::Future<Output = ()>,
 ) {
     ensure_bridge_netfilter();
     let changed = Arc::new(Notify::new());
-    let (services, t1) = mirror(api.clone(), "/api/v1/services", changed.clone());
-    let (slices, t2) = mirror(
-        api,
-        "/apis/discovery.k8s.io/v1/endpointslices",
-        changed.clone(),
-    );
-    let sync = async {
-        let mut last: Option<String> = None;
-        // After a failed apply: 1 s, doubling to 30 s (say, no nft on this host).
-        let mut backoff = Duration::from_secs(1);
-        loop {
-            // A change, or a periodic pass (node addresses change; a failed apply retries).
-            let _ = tokio::time::timeout(Duration::from_secs(10), changed.notified()).await;
-            tokio::time::sleep(DEBOUNCE).await;
-            let ready = |m: &Mirror| m.listed.load(std::sync::atomic::Ordering::SeqCst);
-            if !ready(&services) || !ready(&slices) {
-                continue;
-            }
-            let svcs: Vec<Value> = services
-                .objects
-                .lock()
-                .expect("proxy objects")
-                .values()
-                .cloned()
-                .collect();
-            let sls: Vec<Value> = slices
-                .objects
-                .lock()
-                .expect("proxy objects")
-                .values()
-                .cloned()
-                .collect();
-            let ips = tokio::task::spawn_blocking(node_addresses)
-                .await
-                .unwrap_or_default();
-            let script = rules::ruleset(&table, &node, &ips, &svcs, &sls);
-            if last.as_deref() == Some(script.as_str()) {
-                continue;
-            }
-            match nft(&script).await {
-                Ok(()) => {
-                    tracing::info!(table = %table, services = svcs.len(), slices = sls.len(), "proxy: ruleset applied");
-                    last = Some(script);
-                    backoff = Duration::from_secs(1);
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, table = %table, "proxy: applying the ruleset failed");
-                    last = None;
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
-                    changed.notify_one();
-                }
+    let mirrors = Mirrors::start(api, changed.clone());
+    match mode {
+        Mode::Nftables => {
+            tracing::info!(table = %table, "service proxy started (nftables)");
+            tokio::select! {
+                _ = sync_nftables(&mirrors, &changed, &node, &table) => {}
+                _ = stop => {}
             }
         }
-    };
-    tracing::info!(table = %table, "service proxy started (nftables)");
-    tokio::select! {
-        _ = sync => {}
-        _ = stop => {}
+        Mode::Userspace => {
+            tracing::info!(table = %table, node_ip = %node_ip, "service proxy started (userspace)");
+            let mut proxy = userspace::Proxy::new(&node, &node_ip, &table);
+            tokio::select! {
+                _ = proxy.sync(&mirrors, &changed) => {}
+                _ = stop => {}
+            }
+            drop(mirrors);
+            delete_table(&table).await;
+            proxy.close();
+            return;
+        }
+        Mode::None => return,
     }
-    t1.abort();
-    t2.abort();
+    drop(mirrors);
+    delete_table(&table).await;
+}
+
+async fn delete_table(table: &str) {
     match nft(&format!("table ip {table} {{}}\ndelete table ip {table}\n")).await {
         Ok(()) => tracing::info!(table = %table, "proxy: table deleted"),
         Err(e) => tracing::warn!(error = %e, table = %table, "proxy: deleting the table"),
+    }
+}
+
+/// Wait for a change (or 10 s: node addresses change, a failed apply retries), then
+/// [`DEBOUNCE`] for more.
+pub(crate) async fn next_pass(changed: &Notify) {
+    let _ = tokio::time::timeout(Duration::from_secs(10), changed.notified()).await;
+    tokio::time::sleep(DEBOUNCE).await;
+}
+
+/// Applies `script` when it differs from the last one applied; after a failure waits (1 s,
+/// doubling to 30 s: say, no nft on this host) and asks for another pass.
+#[derive(Default)]
+pub(crate) struct Applier {
+    last: Option<String>,
+    backoff: Option<Duration>,
+}
+
+impl Applier {
+    /// Whether the table now holds `script`.
+    pub(crate) async fn apply(&mut self, table: &str, script: String, changed: &Notify) -> bool {
+        if self.last.as_deref() == Some(script.as_str()) {
+            return true;
+        }
+        match nft(&script).await {
+            Ok(()) => {
+                tracing::info!(table = %table, "proxy: ruleset applied");
+                self.last = Some(script);
+                self.backoff = None;
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, table = %table, "proxy: applying the ruleset failed");
+                self.last = None;
+                let b = self.backoff.unwrap_or(Duration::from_secs(1));
+                tokio::time::sleep(b).await;
+                self.backoff = Some((b * 2).min(Duration::from_secs(30)));
+                changed.notify_one();
+                false
+            }
+        }
+    }
+}
+
+async fn sync_nftables(mirrors: &Mirrors, changed: &Notify, node: &str, table: &str) {
+    let mut applier = Applier::default();
+    loop {
+        next_pass(changed).await;
+        let Some((svcs, sls)) = mirrors.snapshot() else {
+            continue;
+        };
+        let ips = tokio::task::spawn_blocking(node_addresses)
+            .await
+            .unwrap_or_default();
+        let script = rules::ruleset(table, node, &ips, &svcs, &sls);
+        applier.apply(table, script, changed).await;
     }
 }

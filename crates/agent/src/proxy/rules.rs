@@ -30,27 +30,27 @@ pub const MASQUERADE_MARK: u32 = 0x4000;
 
 /// One ready endpoint of a service port.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Endpoint {
-    ip: Ipv4Addr,
-    port: u16,
-    local: bool,
+pub(super) struct Endpoint {
+    pub ip: Ipv4Addr,
+    pub port: u16,
+    pub local: bool,
 }
 
 /// A service port with what it is reachable on and where it goes.
 #[derive(Debug)]
-struct SvcPort {
+pub(super) struct SvcPort {
     /// `<ns>/<name>/<proto>/<port name or number>`, unique per service port.
-    id: String,
-    proto: &'static str,
-    port: u16,
-    node_port: Option<u16>,
-    cluster_ips: Vec<Ipv4Addr>,
+    pub id: String,
+    pub proto: &'static str,
+    pub port: u16,
+    pub node_port: Option<u16>,
+    pub cluster_ips: Vec<Ipv4Addr>,
     /// externalIPs and LoadBalancer ingress IPs.
-    external_ips: Vec<Ipv4Addr>,
+    pub external_ips: Vec<Ipv4Addr>,
     /// ClientIP affinity timeout in seconds.
-    affinity: Option<u64>,
-    local_external: bool,
-    endpoints: Vec<Endpoint>,
+    pub affinity: Option<u64>,
+    pub local_external: bool,
+    pub endpoints: Vec<Endpoint>,
 }
 
 /// Whether `s` is safe inside an nft identifier (names of API objects always are).
@@ -70,7 +70,7 @@ fn proto_of(v: &Value) -> Option<&'static str> {
     }
 }
 
-fn ipv4s<'a>(it: impl IntoIterator<Item = &'a Value>) -> Vec<Ipv4Addr> {
+pub(super) fn ipv4s<'a>(it: impl IntoIterator<Item = &'a Value>) -> Vec<Ipv4Addr> {
     let set: BTreeSet<Ipv4Addr> = it
         .into_iter()
         .filter_map(|v| v.as_str()?.parse().ok())
@@ -133,7 +133,7 @@ fn endpoints_for(
         .collect()
 }
 
-fn service_ports(services: &[Value], slices: &[Value], node: &str) -> Vec<SvcPort> {
+pub(super) fn service_ports(services: &[Value], slices: &[Value], node: &str) -> Vec<SvcPort> {
     let mut out = Vec::new();
     for svc in services {
         let (md, spec) = (&svc["metadata"], &svc["spec"]);

@@ -47,15 +47,20 @@ impl NodeServer {
     /// Build the built-in images, queue them for the agent, start the server with its agent.
     /// Readiness (API and Node) is awaited by the caller.
     pub fn start(bin: &Path, runtime: &str) -> Result<NodeServer> {
-        Self::start_mode(bin, runtime, false)
+        Self::start_mode(bin, runtime, false, &[])
     }
 
     /// The same node run by a separate `capstan agent` process joined with the server's token.
     pub fn start_separate(bin: &Path, runtime: &str) -> Result<NodeServer> {
-        Self::start_mode(bin, runtime, true)
+        Self::start_mode(bin, runtime, true, &[])
     }
 
-    fn start_mode(bin: &Path, runtime: &str, separate: bool) -> Result<NodeServer> {
+    /// [`NodeServer::start`] with extra `capstan server` flags.
+    pub fn start_with_args(bin: &Path, runtime: &str, extra: &[&str]) -> Result<NodeServer> {
+        Self::start_mode(bin, runtime, false, extra)
+    }
+
+    fn start_mode(bin: &Path, runtime: &str, separate: bool, extra: &[&str]) -> Result<NodeServer> {
         let dir = tempfile::Builder::new()
             .prefix("capstan-bench-pods")
             .tempdir()?;
@@ -95,6 +100,7 @@ impl NodeServer {
         if separate {
             cmd.arg("--disable-agent");
         }
+        cmd.args(extra);
         let child = cmd
             .arg("--data-dir")
             .arg(&data)
