@@ -1,9 +1,13 @@
 //! The service proxy (nftables mode). `rules.rs` is the pure ruleset generator; this is its
-//! edge: list+watch of Services and EndpointSlices (discovery.k8s.io/v1), a rebuild debounced
-//! by [`DEBOUNCE`] after each change, `nft -f -` only when the text changed (a failure is
-//! logged and retried), the table deleted on a clean shutdown. Nothing is applied before both
-//! resources have been listed, so a restarted agent rebuilds from the API, never from an
-//! empty view.
+//! edge: list+watch of Services and EndpointSlices (discovery.k8s.io/v1), a pass debounced by
+//! [`DEBOUNCE`] after each change that computes the table's [`rules::State`] and applies, with
+//! `nft -f -`, only the difference from the state last applied ([`rules::delta`]: one
+//! transaction touching the changed services' chains and map elements). The whole table is
+//! rebuilt ([`rules::full_script`]) at start and after a failed apply (logged, retried with
+//! backoff). After each apply the stale UDP conntrack entries the change left
+//! ([`rules::conntrack`]) are deleted. The table is deleted on a clean shutdown. Nothing is
+//! applied before both resources have been listed, so a restarted agent rebuilds from the
+//! API, never from an empty view.
 
 pub mod rules;
 
@@ -15,7 +19,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 /// How long a rebuild waits after a change for more changes.
-pub const DEBOUNCE: Duration = Duration::from_millis(20);
+pub const DEBOUNCE: Duration = Duration::from_millis(5);
 
 /// The nftables table of the server's own node unless `--proxy-nft-table` says otherwise.
 pub const DEFAULT_TABLE: &str = "capstan";
@@ -65,7 +69,8 @@ pub fn valid_table(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-type Objects = Arc<Mutex<BTreeMap<String, Value>>>;
+/// Objects by `namespace/name`; a pass clones the `Arc`s, never the objects.
+type Objects = Arc<Mutex<BTreeMap<String, Arc<Value>>>>;
 
 /// One resource mirrored from the API: the objects, whether the first list arrived.
 struct Mirror {
@@ -115,13 +120,14 @@ fn mirror(
                     continue;
                 }
             };
-            let items: BTreeMap<String, Value> = list["items"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|v| (key(&v), slim(v)))
-                .collect();
+            let mut list = list;
+            let items: BTreeMap<String, Arc<Value>> = match list["items"].take() {
+                Value::Array(items) => items,
+                _ => Vec::new(),
+            }
+            .into_iter()
+            .map(|v| (key(&v), Arc::new(slim(v))))
+            .collect();
             *objects.lock().expect("proxy objects") = items;
             listed.store(true, std::sync::atomic::Ordering::SeqCst);
             changed.notify_one();
@@ -146,7 +152,7 @@ fn mirror(
                                 objects
                                     .lock()
                                     .expect("proxy objects")
-                                    .insert(key(&obj), slim(obj));
+                                    .insert(key(&obj), Arc::new(slim(obj)));
                             }
                             "DELETED" => {
                                 objects.lock().expect("proxy objects").remove(&key(&obj));
@@ -215,6 +221,32 @@ pub async fn nft(script: &str) -> Result<(), String> {
     }
 }
 
+/// Run `conntrack ARGS` for each flush; exit status 1 (nothing matched) is no error.
+async fn flush_conntrack(flushes: Vec<Vec<String>>) {
+    for args in flushes {
+        let out = tokio::process::Command::new("conntrack")
+            .args(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .output()
+            .await;
+        match out {
+            Ok(o) if o.status.success() || o.status.code() == Some(1) => {
+                tracing::debug!(args = ?args, "proxy: stale UDP conntrack entries flushed");
+            }
+            Ok(o) => {
+                tracing::warn!(args = ?args, error = %String::from_utf8_lossy(&o.stderr).trim(),
+                "proxy: flushing UDP conntrack entries")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "proxy: running conntrack (stale UDP entries stay)");
+                return;
+            }
+        }
+    }
+}
+
 /// Bridged pod-to-pod replies must pass the ip hooks (conntrack undoes the DNAT); this host's
 /// kernel has br_netfilter built in with it on, so this only turns it on where it is off.
 fn ensure_bridge_netfilter() {
@@ -242,47 +274,78 @@ pub async fn run(
         changed.clone(),
     );
     let sync = async {
-        let mut last: Option<String> = None;
+        // The state the kernel holds (the last applied), and whether the next pass must
+        // rebuild the whole table (at start; after a failed apply).
+        let mut applied: Option<rules::State> = None;
+        let mut rebuild = true;
         // After a failed apply: 1 s, doubling to 30 s (say, no nft on this host).
         let mut backoff = Duration::from_secs(1);
+        // The node's addresses, read again on each periodic pass (running `ip` on every
+        // change would cost each endpoint change milliseconds).
+        let mut ips: Option<Vec<String>> = None;
         loop {
             // A change, or a periodic pass (node addresses change; a failed apply retries).
-            let _ = tokio::time::timeout(Duration::from_secs(10), changed.notified()).await;
+            let periodic = tokio::time::timeout(Duration::from_secs(10), changed.notified())
+                .await
+                .is_err();
+            if periodic || ips.is_none() {
+                ips = tokio::task::spawn_blocking(node_addresses).await.ok();
+            }
+            let ips2 = ips.clone().unwrap_or_default();
             tokio::time::sleep(DEBOUNCE).await;
             let ready = |m: &Mirror| m.listed.load(std::sync::atomic::Ordering::SeqCst);
             if !ready(&services) || !ready(&slices) {
                 continue;
             }
-            let svcs: Vec<Value> = services
-                .objects
-                .lock()
-                .expect("proxy objects")
-                .values()
-                .cloned()
-                .collect();
-            let sls: Vec<Value> = slices
-                .objects
-                .lock()
-                .expect("proxy objects")
-                .values()
-                .cloned()
-                .collect();
-            let ips = tokio::task::spawn_blocking(node_addresses)
-                .await
-                .unwrap_or_default();
-            let script = rules::ruleset(&table, &node, &ips, &svcs, &sls);
-            if last.as_deref() == Some(script.as_str()) {
+            let started = std::time::Instant::now();
+            let snapshot = |m: &Mirror| -> Vec<Arc<Value>> {
+                m.objects
+                    .lock()
+                    .expect("proxy objects")
+                    .values()
+                    .cloned()
+                    .collect()
+            };
+            let (svcs, sls) = (snapshot(&services), snapshot(&slices));
+            let (n_svcs, n_sls) = (svcs.len(), sls.len());
+            let node2 = node.clone();
+            let Ok(new) =
+                tokio::task::spawn_blocking(move || rules::state(&node2, &ips2, &svcs, &sls)).await
+            else {
+                continue;
+            };
+            let computed = started.elapsed();
+            let delta = match (&applied, rebuild) {
+                (Some(old), false) => rules::delta::delta_script(&table, old, &new),
+                _ => None,
+            };
+            let full = delta.is_none();
+            let script = delta.unwrap_or_else(|| rules::full_script(&table, &node, &new));
+            if script.is_empty() {
                 continue;
             }
             match nft(&script).await {
                 Ok(()) => {
-                    tracing::info!(table = %table, services = svcs.len(), slices = sls.len(), "proxy: ruleset applied");
-                    last = Some(script);
+                    tracing::info!(table = %table, services = n_svcs, slices = n_sls, full,
+                        bytes = script.len(),
+                        compute_ms = computed.as_secs_f64() * 1e3,
+                        total_ms = started.elapsed().as_secs_f64() * 1e3,
+                        "proxy: ruleset applied");
+                    let flushes = applied
+                        .as_ref()
+                        .map(|old| rules::conntrack::udp_flushes(old, &new))
+                        .unwrap_or_default();
+                    if !flushes.is_empty() {
+                        tokio::spawn(flush_conntrack(flushes));
+                    }
+                    applied = Some(new);
+                    rebuild = false;
                     backoff = Duration::from_secs(1);
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, table = %table, "proxy: applying the ruleset failed");
-                    last = None;
+                    // The transaction failed as a whole: the kernel still holds `applied`.
+                    tracing::warn!(error = %e, table = %table, full, "proxy: applying the ruleset failed");
+                    rebuild = true;
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(30));
                     changed.notify_one();

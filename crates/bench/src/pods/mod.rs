@@ -8,7 +8,7 @@
 
 pub mod api;
 mod figures;
-mod node;
+pub mod node;
 mod raw;
 pub mod report;
 
