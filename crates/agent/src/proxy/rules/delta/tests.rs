@@ -249,3 +249,39 @@ fn deltas_applied_to_the_kernel_equal_a_rebuild() {
         panic!("{f}");
     }
 }
+
+/// `cargo test --release -p capstan-agent -- --ignored --nocapture state_and_delta_at_10k`:
+/// what one pass costs at 10,000 services (state, delta, full script).
+#[test]
+#[ignore]
+fn state_and_delta_at_10k() {
+    let n = 10_000;
+    let svcs: Vec<Value> = (0..n)
+        .map(|i| {
+            svc(
+                &format!("np-{i}"),
+                &format!("10.200.{}.{}", i / 250, i % 250 + 1),
+                json!({}),
+            )
+        })
+        .collect();
+    let mut sls: Vec<Value> = (0..n)
+        .map(|i| slice(&format!("np-{i}"), 1000, &["192.0.2.2"]))
+        .collect();
+    let t = std::time::Instant::now();
+    let old = st(&svcs, &sls);
+    let t_state = t.elapsed();
+    sls[77] = slice("np-77", 2000, &["192.0.2.2"]);
+    let new = st(&svcs, &sls);
+    let t = std::time::Instant::now();
+    let d = delta_script("T", &old, &new).unwrap();
+    let t_delta = t.elapsed();
+    let t = std::time::Instant::now();
+    let full = full_script("T", "n1", &new);
+    let t_full = t.elapsed();
+    eprintln!(
+        "state {t_state:?}, delta {t_delta:?} ({} bytes), full script {t_full:?} ({} bytes)",
+        d.len(),
+        full.len()
+    );
+}
