@@ -10,8 +10,10 @@
 //! (scheduler only), and the controller manager's memory. `--dns` runs only the cluster DNS
 //! benchmark (queries/s and p50/p99 at fixed rates, cluster and forwarded names).
 //! `--proxy-throughput` runs only the service proxy benchmark: one TCP stream through a VIP
-//! with the userspace proxy, the nftables proxy and no proxy, side by side. Every figure comes
-//! from measurement in this run.
+//! with the userspace proxy, the nftables proxy and no proxy, side by side. `--netprog` runs
+//! only the network programming benchmark (root, containerd): endpoint change → rule live,
+//! probed through the VIP, at 1,000 and 10,000 services, beside full ruleset rebuilds. Every
+//! figure comes from measurement in this run.
 
 #![forbid(unsafe_code)]
 
@@ -20,6 +22,7 @@ mod deploy;
 mod dns;
 mod figures;
 mod measure;
+mod netprog;
 mod pods;
 mod procs;
 mod report;
@@ -100,6 +103,17 @@ struct Args {
     /// `--proxy-mode userspace`, with `--proxy-mode nftables`, and to the endpoint directly.
     #[arg(long, conflicts_with_all = ["pods", "no_pods", "scheduler", "deployment", "dns"])]
     proxy_throughput: bool,
+    /// Run only the network programming benchmark (root, containerd): endpoint change → rule
+    /// live through the VIP, at each --netprog-services size, beside full rebuilds.
+    #[arg(long, conflicts_with_all = ["pods", "no_pods", "scheduler", "deployment", "dns", "proxy_throughput"])]
+    netprog: bool,
+    /// Service counts of the network programming benchmark, comma-separated, ascending
+    /// (default 1000,10000; 100,1000 with --quick).
+    #[arg(long, value_delimiter = ',', requires = "netprog")]
+    netprog_services: Option<Vec<usize>>,
+    /// Endpoint changes measured at each size (default 100; 20 with --quick).
+    #[arg(long, requires = "netprog")]
+    netprog_changes: Option<usize>,
 }
 
 fn main() -> Result<()> {
@@ -117,6 +131,31 @@ fn main() -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if args.netprog {
+        let plan = netprog::Plan {
+            sizes: args.netprog_services.clone().unwrap_or(if args.quick {
+                vec![100, 1000]
+            } else {
+                vec![1000, 10_000]
+            }),
+            changes: args
+                .netprog_changes
+                .unwrap_or(if args.quick { 20 } else { 100 }),
+        };
+        anyhow::ensure!(
+            plan.changes > 0 && plan.sizes.iter().all(|n| *n > 0),
+            "--netprog-services and --netprog-changes must be > 0"
+        );
+        eprintln!("== network programming (services {:?})", plan.sizes);
+        let rows = netprog::run(&rt, &capstan, &plan)?;
+        println!("{}", netprog::table(&rows));
+        if let Some(path) = &args.json {
+            let v = serde_json::json!({"quick": args.quick, "netprog": netprog::json(&rows)});
+            std::fs::write(path, serde_json::to_vec_pretty(&v)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        return Ok(());
+    }
     if args.dns {
         eprintln!("== cluster DNS");
         let rows = dns::run(&capstan, args.quick)?;

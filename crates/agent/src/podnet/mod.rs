@@ -142,7 +142,8 @@ pub async fn run(api: Api, settings: Settings, stop: impl std::future::Future<Ou
         tracing::error!(table = %table, "pod network: invalid nftables table name; no masquerade");
     }
     let changed = Arc::new(Notify::new());
-    let (nodes, watcher) = crate::proxy::mirror::mirror(api.clone(), "/api/v1/nodes", changed.clone());
+    let (nodes, watcher) =
+        crate::proxy::mirror::mirror(api.clone(), "/api/v1/nodes", changed.clone());
     let vxlan_made = std::sync::atomic::AtomicBool::new(false);
     let sync = async {
         let mut masquerading = false;
@@ -155,7 +156,7 @@ pub async fn run(api: Api, settings: Settings, stop: impl std::future::Future<Ou
                 .lock()
                 .expect("node objects")
                 .values()
-                .cloned()
+                .map(|v| serde_json::Value::clone(v))
                 .collect();
             // Heartbeats change Nodes every 10 s each: the host is only asked again when a
             // podCIDR or InternalIP changed, or on the periodic pass.

@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
 
-pub(crate) type Objects = Arc<Mutex<BTreeMap<String, Value>>>;
+/// Objects by `namespace/name`; a pass clones the `Arc`s, never the objects.
+pub(crate) type Objects = Arc<Mutex<BTreeMap<String, Arc<Value>>>>;
 
 /// One resource mirrored from the API: the objects, whether the first list arrived.
 pub(crate) struct Mirror {
@@ -60,13 +61,14 @@ pub(crate) fn mirror(
                     continue;
                 }
             };
-            let items: BTreeMap<String, Value> = list["items"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|v| (key(&v), slim(v)))
-                .collect();
+            let mut list = list;
+            let items: BTreeMap<String, Arc<Value>> = match list["items"].take() {
+                Value::Array(items) => items,
+                _ => Vec::new(),
+            }
+            .into_iter()
+            .map(|v| (key(&v), Arc::new(slim(v))))
+            .collect();
             *objects.lock().expect("proxy objects") = items;
             listed.store(true, std::sync::atomic::Ordering::SeqCst);
             changed.notify_one();
@@ -91,7 +93,7 @@ pub(crate) fn mirror(
                                 objects
                                     .lock()
                                     .expect("proxy objects")
-                                    .insert(key(&obj), slim(obj));
+                                    .insert(key(&obj), Arc::new(slim(obj)));
                             }
                             "DELETED" => {
                                 objects.lock().expect("proxy objects").remove(&key(&obj));
@@ -133,12 +135,12 @@ impl Mirrors {
     }
 
     /// (services, slices), once both were listed.
-    pub fn snapshot(&self) -> Option<(Vec<Value>, Vec<Value>)> {
+    pub fn snapshot(&self) -> Option<(Vec<Arc<Value>>, Vec<Arc<Value>>)> {
         let ready = |m: &Mirror| m.listed.load(std::sync::atomic::Ordering::SeqCst);
         if !ready(&self.services) || !ready(&self.slices) {
             return None;
         }
-        let all = |m: &Mirror| -> Vec<Value> {
+        let all = |m: &Mirror| -> Vec<Arc<Value>> {
             m.objects
                 .lock()
                 .expect("proxy objects")

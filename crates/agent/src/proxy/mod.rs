@@ -1,12 +1,15 @@
 //! The service proxy. Both modes share `mirror.rs` (list+watch of Services and
-//! EndpointSlices) and a rebuild debounced by [`DEBOUNCE`] after each change that applies an
-//! `nft -f -` script only when its text changed (a failure is logged and retried), the table
-//! deleted on a clean shutdown. nftables mode: `rules.rs` (pure) DNATs service traffic to the
-//! endpoints in the kernel. Userspace mode (`userspace/`): the agent listens per service port
-//! and its table only redirects service traffic to those listeners, which pick and dial the
-//! endpoints. Nothing is applied before both resources have been listed, so a restarted agent
-//! rebuilds from the API, never from an empty view.
-
+//! EndpointSlices, objects shared as `Arc`s) and a pass debounced by [`DEBOUNCE`] after each
+//! change. nftables mode: `rules.rs` (pure) computes the table's [`rules::State`] (DNAT of
+//! service traffic to the endpoints in the kernel) and the pass applies, with `nft -f -`, only
+//! the difference from the state last applied ([`rules::delta`]: one transaction touching the
+//! changed services' chains and map elements); the whole table is rebuilt
+//! ([`rules::full_script`]) at start and after a failed apply (logged, retried with backoff);
+//! after each apply the stale UDP conntrack entries the change left ([`rules::conntrack`]) are
+//! deleted. Userspace mode (`userspace/`): the agent listens per service port and its table
+//! only DNATs service traffic to those listeners, which pick and dial the endpoints. The table
+//! is deleted on a clean shutdown. Nothing is applied before both resources have been listed,
+//! so a restarted agent rebuilds from the API, never from an empty view.
 pub(crate) mod mirror;
 pub mod rules;
 pub mod userspace;
@@ -18,7 +21,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 /// How long a rebuild waits after a change for more changes.
-pub const DEBOUNCE: Duration = Duration::from_millis(20);
+pub const DEBOUNCE: Duration = Duration::from_millis(5);
 
 /// The nftables table of the server's own node unless `--proxy-nft-table` says otherwise.
 pub const DEFAULT_TABLE: &str = "capstan";
@@ -202,16 +205,98 @@ impl Applier {
 }
 
 async fn sync_nftables(mirrors: &Mirrors, changed: &Notify, node: &str, table: &str) {
-    let mut applier = Applier::default();
+    // The state the kernel holds (the last applied), and whether the next pass must rebuild
+    // the whole table (at start; after a failed apply).
+    let mut applied: Option<rules::State> = None;
+    let mut rebuild = true;
+    // After a failed apply: 1 s, doubling to 30 s (say, no nft on this host).
+    let mut backoff = Duration::from_secs(1);
+    // The node's addresses, read again on each periodic pass (running `ip` on every change
+    // would cost each endpoint change milliseconds).
+    let mut ips: Option<Vec<String>> = None;
     loop {
-        next_pass(changed).await;
+        // A change, or a periodic pass (node addresses change; a failed apply retries).
+        let periodic = tokio::time::timeout(Duration::from_secs(10), changed.notified())
+            .await
+            .is_err();
+        if periodic || ips.is_none() {
+            ips = tokio::task::spawn_blocking(node_addresses).await.ok();
+        }
+        let ips2 = ips.clone().unwrap_or_default();
+        tokio::time::sleep(DEBOUNCE).await;
+        let started = std::time::Instant::now();
         let Some((svcs, sls)) = mirrors.snapshot() else {
             continue;
         };
-        let ips = tokio::task::spawn_blocking(node_addresses)
-            .await
-            .unwrap_or_default();
-        let script = rules::ruleset(table, node, &ips, &svcs, &sls);
-        applier.apply(table, script, changed).await;
+        let (n_svcs, n_sls) = (svcs.len(), sls.len());
+        let node2 = node.to_string();
+        let Ok(new) =
+            tokio::task::spawn_blocking(move || rules::state(&node2, &ips2, &svcs, &sls)).await
+        else {
+            continue;
+        };
+        let computed = started.elapsed();
+        let delta = match (&applied, rebuild) {
+            (Some(old), false) => rules::delta::delta_script(table, old, &new),
+            _ => None,
+        };
+        let full = delta.is_none();
+        let script = delta.unwrap_or_else(|| rules::full_script(table, node, &new));
+        if script.is_empty() {
+            continue;
+        }
+        match nft(&script).await {
+            Ok(()) => {
+                tracing::info!(table = %table, services = n_svcs, slices = n_sls, full,
+                    bytes = script.len(),
+                    compute_ms = computed.as_secs_f64() * 1e3,
+                    total_ms = started.elapsed().as_secs_f64() * 1e3,
+                    "proxy: ruleset applied");
+                let flushes = applied
+                    .as_ref()
+                    .map(|old| rules::conntrack::udp_flushes(old, &new))
+                    .unwrap_or_default();
+                if !flushes.is_empty() {
+                    tokio::spawn(flush_conntrack(flushes));
+                }
+                applied = Some(new);
+                rebuild = false;
+                backoff = Duration::from_secs(1);
+            }
+            Err(e) => {
+                // The transaction failed as a whole: the kernel still holds `applied`.
+                tracing::warn!(error = %e, table = %table, full, "proxy: applying the ruleset failed");
+                rebuild = true;
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+                changed.notify_one();
+            }
+        }
+    }
+}
+
+/// Run `conntrack ARGS` for each flush; exit status 1 (nothing matched) is no error.
+async fn flush_conntrack(flushes: Vec<Vec<String>>) {
+    for args in flushes {
+        let out = tokio::process::Command::new("conntrack")
+            .args(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .output()
+            .await;
+        match out {
+            Ok(o) if o.status.success() || o.status.code() == Some(1) => {
+                tracing::debug!(args = ?args, "proxy: stale UDP conntrack entries flushed");
+            }
+            Ok(o) => {
+                tracing::warn!(args = ?args, error = %String::from_utf8_lossy(&o.stderr).trim(),
+                "proxy: flushing UDP conntrack entries")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "proxy: running conntrack (stale UDP entries stay)");
+                return;
+            }
+        }
     }
 }

@@ -21,7 +21,8 @@
 //! Everything is sorted, so equal inputs give equal text.
 
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet};
+use std::borrow::Borrow;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write;
 use std::net::Ipv4Addr;
 
@@ -83,21 +84,10 @@ fn arr(v: &Value) -> &[Value] {
 }
 
 /// The ready endpoints the slices of `ns/name` give the port named `port_name` of `proto`.
-fn endpoints_for(
-    slices: &[Value],
-    ns: &str,
-    name: &str,
-    port_name: &str,
-    proto: &str,
-    node: &str,
-) -> Vec<Endpoint> {
+fn endpoints_for(slices: &[&Value], port_name: &str, proto: &str, node: &str) -> Vec<Endpoint> {
     let mut out = BTreeSet::new();
     for sl in slices {
-        let md = &sl["metadata"];
-        if md["namespace"].as_str() != Some(ns)
-            || md["labels"]["kubernetes.io/service-name"].as_str() != Some(name)
-            || sl["addressType"].as_str() != Some("IPv4")
-        {
+        if sl["addressType"].as_str() != Some("IPv4") {
             continue;
         }
         let Some(port) = arr(&sl["ports"]).iter().find_map(|p| {
@@ -133,9 +123,14 @@ fn endpoints_for(
         .collect()
 }
 
-pub(super) fn service_ports(services: &[Value], slices: &[Value], node: &str) -> Vec<SvcPort> {
+pub(super) fn service_ports<S: Borrow<Value>>(
+    services: &[S],
+    by_service: &HashMap<(&str, &str), Vec<&Value>>,
+    node: &str,
+) -> Vec<SvcPort> {
     let mut out = Vec::new();
     for svc in services {
+        let svc = svc.borrow();
         let (md, spec) = (&svc["metadata"], &svc["spec"]);
         let (Some(ns), Some(name)) = (md["namespace"].as_str(), md["name"].as_str()) else {
             continue;
@@ -168,6 +163,10 @@ pub(super) fn service_ports(services: &[Value], slices: &[Value], node: &str) ->
                 .unwrap_or(10800)
         });
         let local_external = spec["externalTrafficPolicy"].as_str() == Some("Local");
+        let slices = by_service
+            .get(&(ns, name))
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         for p in arr(&spec["ports"]) {
             let (Some(proto), Some(port)) = (
                 proto_of(&p["protocol"]),
@@ -200,7 +199,7 @@ pub(super) fn service_ports(services: &[Value], slices: &[Value], node: &str) ->
                 external_ips: external_ips.clone(),
                 affinity,
                 local_external,
-                endpoints: endpoints_for(slices, ns, name, port_name, proto, node),
+                endpoints: endpoints_for(slices, port_name, proto, node),
             });
         }
     }
@@ -258,54 +257,124 @@ fn balance_rules(sp: &SvcPort, eps: &[&Endpoint]) -> Vec<String> {
     rules
 }
 
-/// The `nft -f` script that (re)creates table `ip <table>` for these services and slices.
-/// `node_ips` are the addresses NodePorts answer on; `node` is this node's name (for
-/// `externalTrafficPolicy: Local`). Invalid addresses and names are skipped.
-pub fn ruleset(
-    table: &str,
+/// Map keys of `service-ips` / `no-endpoint-services`: destination, protocol, port.
+pub type AddrKey = (Ipv4Addr, &'static str, u16);
+/// Map keys of `service-nodeports` / `no-endpoint-nodeports`: protocol, port.
+pub type PortKey = (&'static str, u16);
+
+/// The verdict of a key whose service has no ready endpoint; such keys live in the
+/// `no-endpoint-*` maps, every other key in `service-ips` / `service-nodeports`.
+pub const REJECT: &str = "goto reject-chain";
+
+/// A UDP service port as the conntrack flushes need it (see [`conntrack`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UdpPort {
+    pub id: String,
+    /// Cluster, external and LoadBalancer ingress IPs.
+    pub vips: Vec<Ipv4Addr>,
+    pub port: u16,
+    pub node_port: Option<u16>,
+    /// Ready endpoints (address, port).
+    pub endpoints: BTreeSet<(Ipv4Addr, u16)>,
+}
+
+/// Everything the table holds besides its fixed chains, computed by [`state`]: the input of
+/// [`full_script`] and, between two states, of [`delta::delta_script`] and
+/// [`conntrack::udp_flushes`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct State {
+    /// The node's addresses (sorted), the elements of `nodeport-ips`.
+    pub node_ips: Vec<Ipv4Addr>,
+    /// Every address key → its verdict (`goto svc-…`, `goto ext-…` or [`REJECT`]).
+    pub service_ips: BTreeMap<AddrKey, String>,
+    /// Every node port key → its verdict.
+    pub nodeports: BTreeMap<PortKey, String>,
+    /// ClientIP affinity sets and their timeouts (seconds), in service order.
+    pub sets: Vec<(String, u64)>,
+    /// The per-service chains (`svc-`, `ext-`, `ep-`) and their rules, in service order.
+    pub chains: Vec<(String, Vec<String>)>,
+    /// The UDP service ports, in id order.
+    pub udp: Vec<UdpPort>,
+}
+
+/// The slices of each `(namespace, service name)`, so each service port reads only its own.
+pub(super) fn slices_by_service<E: Borrow<Value>>(
+    slices: &[E],
+) -> HashMap<(&str, &str), Vec<&Value>> {
+    let mut by: HashMap<(&str, &str), Vec<&Value>> = HashMap::new();
+    for sl in slices {
+        let sl = sl.borrow();
+        let md = &sl["metadata"];
+        if let (Some(ns), Some(name)) = (
+            md["namespace"].as_str(),
+            md["labels"]["kubernetes.io/service-name"].as_str(),
+        ) {
+            by.entry((ns, name)).or_default().push(sl);
+        }
+    }
+    by
+}
+
+/// The table's content for these services and slices. `node_ips` are the addresses NodePorts
+/// answer on; `node` is this node's name (for `externalTrafficPolicy: Local`). Invalid
+/// addresses and names are skipped.
+pub fn state<S: Borrow<Value>, E: Borrow<Value>>(
     node: &str,
     node_ips: &[String],
-    services: &[Value],
-    slices: &[Value],
-) -> String {
-    let ports = service_ports(services, slices, node);
-    let mark = format!("0x{MASQUERADE_MARK:08x}");
+    services: &[S],
+    slices: &[E],
+) -> State {
+    let by_service = slices_by_service(slices);
+    let ports = service_ports(services, &by_service, node);
     // Map keys → verdicts; the first service (in id order) keeps a key claimed twice.
-    let mut service_ips: BTreeMap<(Ipv4Addr, &str, u16), String> = BTreeMap::new();
-    let mut nodeports: BTreeMap<(&str, u16), String> = BTreeMap::new();
-    let mut chains: Vec<(String, Vec<String>)> = Vec::new();
-    let mut sets: Vec<(String, u64)> = Vec::new();
+    let mut st = State::default();
     for sp in &ports {
         let svc = format!("svc-{}", sp.id);
         let ext = format!("ext-{}", sp.id);
         let none = sp.endpoints.is_empty();
         let verdict = |chain: &str| {
             if none {
-                "goto reject-chain".to_string()
+                REJECT.to_string()
             } else {
                 format!("goto {chain}")
             }
         };
         for ip in &sp.cluster_ips {
-            service_ips
+            st.service_ips
                 .entry((*ip, sp.proto, sp.port))
                 .or_insert_with(|| verdict(&svc));
         }
         for ip in &sp.external_ips {
-            service_ips
+            st.service_ips
                 .entry((*ip, sp.proto, sp.port))
                 .or_insert_with(|| verdict(&ext));
         }
         if let Some(np) = sp.node_port {
-            nodeports
+            st.nodeports
                 .entry((sp.proto, np))
                 .or_insert_with(|| verdict(&ext));
+        }
+        if sp.proto == "udp" {
+            st.udp.push(UdpPort {
+                id: sp.id.clone(),
+                vips: sp
+                    .cluster_ips
+                    .iter()
+                    .chain(&sp.external_ips)
+                    .copied()
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect(),
+                port: sp.port,
+                node_port: sp.node_port,
+                endpoints: sp.endpoints.iter().map(|e| (e.ip, e.port)).collect(),
+            });
         }
         if none {
             continue;
         }
         let all: Vec<&Endpoint> = sp.endpoints.iter().collect();
-        chains.push((svc.clone(), balance_rules(sp, &all)));
+        st.chains.push((svc.clone(), balance_rules(sp, &all)));
         if !sp.external_ips.is_empty() || sp.node_port.is_some() {
             let rules = if sp.local_external {
                 let local: Vec<&Endpoint> = sp.endpoints.iter().filter(|e| e.local).collect();
@@ -317,52 +386,83 @@ pub fn ruleset(
             } else {
                 vec!["jump mark-for-masquerade".into(), format!("goto {svc}")]
             };
-            chains.push((ext, rules));
+            st.chains.push((ext, rules));
         }
         for e in &sp.endpoints {
             let mut rules = vec![format!("ip saddr {} jump mark-for-masquerade", e.ip)];
             if let Some(t) = sp.affinity {
                 rules.push(format!("update @{} {{ ip saddr }}", aff_set(sp, e)));
-                sets.push((aff_set(sp, e), t));
+                st.sets.push((aff_set(sp, e), t));
             }
             rules.push(format!(
                 "meta l4proto {} dnat to {}:{}",
                 sp.proto, e.ip, e.port
             ));
-            chains.push((ep_chain(sp, e), rules));
+            st.chains.push((ep_chain(sp, e), rules));
         }
     }
-    let node_ips = ipv4s(
-        &node_ips
-            .iter()
-            .map(|s| Value::String(s.clone()))
-            .collect::<Vec<_>>(),
-    );
-    let split = |m: &BTreeMap<(Ipv4Addr, &str, u16), String>, reject: bool| -> Vec<String> {
-        m.iter()
-            .filter(|(_, v)| (v.as_str() == "goto reject-chain") == reject)
-            .map(|((ip, p, port), v)| format!("{ip} . {p} . {port} : {v}"))
-            .collect()
-    };
-    let split_np = |reject: bool| -> Vec<String> {
-        nodeports
-            .iter()
-            .filter(|(_, v)| (v.as_str() == "goto reject-chain") == reject)
-            .map(|((p, port), v)| format!("{p} . {port} : {v}"))
-            .collect()
-    };
+    st.node_ips = node_ips
+        .iter()
+        .filter_map(|s| s.parse().ok())
+        .collect::<BTreeSet<Ipv4Addr>>()
+        .into_iter()
+        .collect();
+    st
+}
 
+/// `ip . proto . port : verdict` elements of the address map of `reject` (or the other).
+fn addr_elements(st: &State, reject: bool) -> Vec<String> {
+    st.service_ips
+        .iter()
+        .filter(|(_, v)| (v.as_str() == REJECT) == reject)
+        .map(|(k, v)| format!("{} : {v}", addr_key(k)))
+        .collect()
+}
+
+fn port_elements(st: &State, reject: bool) -> Vec<String> {
+    st.nodeports
+        .iter()
+        .filter(|(_, v)| (v.as_str() == REJECT) == reject)
+        .map(|(k, v)| format!("{} : {v}", port_key(k)))
+        .collect()
+}
+
+/// An address map key as nft writes it.
+pub fn addr_key((ip, p, port): &AddrKey) -> String {
+    format!("{ip} . {p} . {port}")
+}
+
+/// A node port map key as nft writes it.
+pub fn port_key((p, port): &PortKey) -> String {
+    format!("{p} . {port}")
+}
+
+/// The `nft -f` script that (re)creates table `ip <table>` for these services and slices
+/// ([`full_script`] of [`state`]).
+pub fn ruleset(
+    table: &str,
+    node: &str,
+    node_ips: &[String],
+    services: &[Value],
+    slices: &[Value],
+) -> String {
+    full_script(table, node, &state(node, node_ips, services, slices))
+}
+
+/// The `nft -f` script that replaces table `ip <table>` with `st` in one transaction.
+pub fn full_script(table: &str, node: &str, st: &State) -> String {
+    let mark = format!("0x{MASQUERADE_MARK:08x}");
     let mut out = format!("table ip {table} {{}}\ndelete table ip {table}\ntable ip {table} {{\n");
     if ident_safe(node) {
         let _ = writeln!(out, "\tcomment \"capstan service proxy of node {node}\"");
     }
-    let ips: Vec<String> = node_ips.iter().map(|i| i.to_string()).collect();
+    let ips: Vec<String> = st.node_ips.iter().map(|i| i.to_string()).collect();
     out.push_str("\tset nodeport-ips {\n\t\ttype ipv4_addr\n");
     if !ips.is_empty() {
         let _ = writeln!(out, "\t\telements = {{ {} }}", ips.join(", "));
     }
     out.push_str("\t}\n");
-    for (name, timeout) in &sets {
+    for (name, timeout) in &st.sets {
         let _ = writeln!(
             out,
             "\tset {name} {{\n\t\ttype ipv4_addr\n\t\tflags dynamic,timeout\n\t\ttimeout {timeout}s\n\t}}"
@@ -370,15 +470,25 @@ pub fn ruleset(
     }
     const ADDR: &str = "ipv4_addr . inet_proto . inet_service";
     const PORT: &str = "inet_proto . inet_service";
-    write_map(&mut out, "service-ips", ADDR, &split(&service_ips, false));
-    write_map(&mut out, "service-nodeports", PORT, &split_np(false));
+    write_map(&mut out, "service-ips", ADDR, &addr_elements(st, false));
+    write_map(
+        &mut out,
+        "service-nodeports",
+        PORT,
+        &port_elements(st, false),
+    );
     write_map(
         &mut out,
         "no-endpoint-services",
         ADDR,
-        &split(&service_ips, true),
+        &addr_elements(st, true),
     );
-    write_map(&mut out, "no-endpoint-nodeports", PORT, &split_np(true));
+    write_map(
+        &mut out,
+        "no-endpoint-nodeports",
+        PORT,
+        &port_elements(st, true),
+    );
     let check_svc = "ct state new ip daddr . meta l4proto . th dport vmap @no-endpoint-services";
     let check_np =
         "ct state new ip daddr @nodeport-ips meta l4proto . th dport vmap @no-endpoint-nodeports";
@@ -432,12 +542,15 @@ pub fn ruleset(
     for (name, rules) in &fixed {
         write_chain(&mut out, name, rules);
     }
-    for (name, rules) in &chains {
+    for (name, rules) in &st.chains {
         write_chain(&mut out, name, rules);
     }
     out.push_str("}\n");
     out
 }
+
+pub mod conntrack;
+pub mod delta;
 
 #[cfg(test)]
 mod tests;

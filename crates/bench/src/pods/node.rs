@@ -47,31 +47,36 @@ impl NodeServer {
     /// Build the built-in images, queue them for the agent, start the server with its agent.
     /// Readiness (API and Node) is awaited by the caller.
     pub fn start(bin: &Path, runtime: &str) -> Result<NodeServer> {
-        Self::start_mode(bin, runtime, false, &[])
+        Self::start_mode(bin, runtime, false, true, &[])
     }
 
     /// The same node run by a separate `capstan agent` process joined with the server's token.
     pub fn start_separate(bin: &Path, runtime: &str) -> Result<NodeServer> {
-        Self::start_mode(bin, runtime, true, &[])
+        Self::start_mode(bin, runtime, true, true, &[])
     }
 
     /// [`NodeServer::start`] with extra `capstan server` flags.
     pub fn start_with_args(bin: &Path, runtime: &str, extra: &[&str]) -> Result<NodeServer> {
-        Self::start_mode(bin, runtime, false, extra)
+        Self::start_mode(bin, runtime, false, true, extra)
     }
 
-    fn start_mode(bin: &Path, runtime: &str, separate: bool, extra: &[&str]) -> Result<NodeServer> {
+    /// The server with its agent, no image queued (no pod will run), with extra flags.
+    pub fn start_bare(bin: &Path, extra: &[&str]) -> Result<NodeServer> {
+        Self::start_mode(bin, "", false, false, extra)
+    }
+
+    fn start_mode(
+        bin: &Path,
+        runtime: &str,
+        separate: bool,
+        with_images: bool,
+        extra: &[&str],
+    ) -> Result<NodeServer> {
         let dir = tempfile::Builder::new()
             .prefix("capstan-bench-pods")
             .tempdir()?;
         let data = dir.path().join("data");
         let images = dir.path().join("images");
-        run(
-            Command::new(bin)
-                .args(["images", "build-builtin", "--out"])
-                .arg(&images),
-            "capstan images build-builtin",
-        )?;
         // containerd is not running yet: the tarballs are queued and the agent imports them
         // before it registers the node.
         let node_data = if separate {
@@ -79,14 +84,22 @@ impl NodeServer {
         } else {
             data.clone()
         };
-        run(
-            Command::new(bin)
-                .args(["images", "import", "-d"])
-                .arg(&node_data)
-                .arg(images.join("busybox.tar"))
-                .arg(images.join("pause.tar")),
-            "capstan images import",
-        )?;
+        if with_images {
+            run(
+                Command::new(bin)
+                    .args(["images", "build-builtin", "--out"])
+                    .arg(&images),
+                "capstan images build-builtin",
+            )?;
+            run(
+                Command::new(bin)
+                    .args(["images", "import", "-d"])
+                    .arg(&node_data)
+                    .arg(images.join("busybox.tar"))
+                    .arg(images.join("pause.tar")),
+                "capstan images import",
+            )?;
+        }
         let port = free_port()?;
         let log = dir.path().join("server.log");
         let ip_forward = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").ok();

@@ -13,8 +13,9 @@
 //! Services without endpoints are redirected too: their listener closes the connection.
 //! SCTP ports are not proxied in this mode.
 
-use super::super::rules::{ipv4s, service_ports};
+use super::super::rules::{ipv4s, service_ports, slices_by_service};
 use serde_json::Value;
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -52,8 +53,12 @@ pub struct Frontend {
 }
 
 /// The frontends of these services (sorted by id).
-pub fn frontends(services: &[Value], slices: &[Value], node: &str) -> Vec<Frontend> {
-    service_ports(services, slices, node)
+pub fn frontends<S: Borrow<Value>, E: Borrow<Value>>(
+    services: &[S],
+    slices: &[E],
+    node: &str,
+) -> Vec<Frontend> {
+    service_ports(services, &slices_by_service(slices), node)
         .into_iter()
         .filter_map(|sp| {
             let proto = match sp.proto {

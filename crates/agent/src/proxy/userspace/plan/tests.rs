@@ -170,7 +170,7 @@ fn ruleset_redirects_to_listeners() {
         "zzz",
         json!({"clusterIP": "10.43.0.10", "ports": [{"port": 80}]}),
     );
-    let fs = frontends(&[lb, dns, dup], &[], "n1");
+    let fs = frontends(&[lb, dns, dup], &[] as &[Value], "n1");
     assert_eq!(fs.len(), 3);
     let empty = format!(
         "{HEAD}\tmap service-ips {{
@@ -226,7 +226,7 @@ fn generated_scripts_pass_nft_check() {
     let mut lb = web();
     lb["spec"]["type"] = json!("NodePort");
     lb["spec"]["ports"][0]["nodePort"] = json!(30080);
-    let fs = frontends(&[lb], &[], "n1");
+    let fs = frontends(&[lb], &[] as &[Value], "n1");
     for listeners in [vec![], vec![(&fs[0], 40001)]] {
         let script = rs(&listeners).replace("ip capstan", "ip capstan-uscheck");
         let mut child = std::process::Command::new("nft")

@@ -1,0 +1,164 @@
+//! Incremental transactions: two [`State`]s of the table → one `nft -f` script that turns the
+//! first into the second, touching only what differs (new chains and sets added, changed
+//! chains flushed and refilled, map and set elements deleted/added, chains and sets that went
+//! away flushed and deleted). Applying it to a table holding `old` leaves exactly what
+//! [`full_script`](super::full_script) of `new` would (checked against the kernel in the
+//! root-only test). The steps are ordered so every reference is valid at each point: objects
+//! are created before anything refers to them and deleted after the last reference went.
+
+use super::{addr_key, port_key, State, REJECT};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
+
+fn map_of_addr(verdict: &str) -> &'static str {
+    if verdict == REJECT {
+        "no-endpoint-services"
+    } else {
+        "service-ips"
+    }
+}
+
+fn map_of_port(verdict: &str) -> &'static str {
+    if verdict == REJECT {
+        "no-endpoint-nodeports"
+    } else {
+        "service-nodeports"
+    }
+}
+
+/// Element changes of one kind of map: (map, key text) to delete, (map, element text) to add.
+fn element_changes<K: Ord>(
+    old: &BTreeMap<K, String>,
+    new: &BTreeMap<K, String>,
+    key: impl Fn(&K) -> String,
+    map: impl Fn(&str) -> &'static str,
+    dels: &mut Vec<(&'static str, String)>,
+    adds: &mut Vec<(&'static str, String)>,
+) {
+    for (k, v) in old {
+        if new.get(k) != Some(v) {
+            dels.push((map(v), key(k)));
+        }
+    }
+    for (k, v) in new {
+        if old.get(k) != Some(v) {
+            adds.push((map(v), format!("{} : {v}", key(k))));
+        }
+    }
+}
+
+/// The script that turns table `ip <table>` holding `old` into `new`; empty when they are
+/// equal. None when the change cannot be made in place (an affinity set's timeout changed):
+/// the caller rebuilds the table with the full script.
+pub fn delta_script(table: &str, old: &State, new: &State) -> Option<String> {
+    let old_sets: BTreeMap<&str, u64> = old.sets.iter().map(|(n, t)| (n.as_str(), *t)).collect();
+    let new_sets: BTreeMap<&str, u64> = new.sets.iter().map(|(n, t)| (n.as_str(), *t)).collect();
+    if new_sets
+        .iter()
+        .any(|(n, t)| old_sets.get(n).is_some_and(|o| o != t))
+    {
+        return None;
+    }
+    let old_chains: BTreeMap<&str, &Vec<String>> =
+        old.chains.iter().map(|(n, r)| (n.as_str(), r)).collect();
+    let new_chains: BTreeMap<&str, &Vec<String>> =
+        new.chains.iter().map(|(n, r)| (n.as_str(), r)).collect();
+    let mut out = String::new();
+    let t = table;
+    // 1. New sets and (empty) chains: rules and elements below may refer to them.
+    for (name, timeout) in &new.sets {
+        if !old_sets.contains_key(name.as_str()) {
+            let _ = writeln!(
+                out,
+                "add set ip {t} {name} {{ type ipv4_addr; flags dynamic,timeout; timeout {timeout}s; }}"
+            );
+        }
+    }
+    for (name, _) in &new.chains {
+        if !old_chains.contains_key(name.as_str()) {
+            let _ = writeln!(out, "add chain ip {t} {name}");
+        }
+    }
+    // 2. Chains whose rules changed (or new ones) get their new rules.
+    for (name, rules) in &new.chains {
+        match old_chains.get(name.as_str()) {
+            Some(old_rules) if *old_rules == rules => continue,
+            Some(_) => {
+                let _ = writeln!(out, "flush chain ip {t} {name}");
+            }
+            None => {}
+        }
+        for r in rules {
+            let _ = writeln!(out, "add rule ip {t} {name} {r}");
+        }
+    }
+    // 3. Node addresses.
+    let (oi, ni): (BTreeSet<_>, BTreeSet<_>) =
+        (old.node_ips.iter().collect(), new.node_ips.iter().collect());
+    let gone: Vec<String> = oi.difference(&ni).map(|i| i.to_string()).collect();
+    let came: Vec<String> = ni.difference(&oi).map(|i| i.to_string()).collect();
+    if !gone.is_empty() {
+        let _ = writeln!(
+            out,
+            "delete element ip {t} nodeport-ips {{ {} }}",
+            gone.join(", ")
+        );
+    }
+    if !came.is_empty() {
+        let _ = writeln!(
+            out,
+            "add element ip {t} nodeport-ips {{ {} }}",
+            came.join(", ")
+        );
+    }
+    // 4. Map elements: a changed key is deleted (from the map it was in), then added.
+    let (mut dels, mut adds) = (Vec::new(), Vec::new());
+    element_changes(
+        &old.service_ips,
+        &new.service_ips,
+        addr_key,
+        map_of_addr,
+        &mut dels,
+        &mut adds,
+    );
+    element_changes(
+        &old.nodeports,
+        &new.nodeports,
+        port_key,
+        map_of_port,
+        &mut dels,
+        &mut adds,
+    );
+    for (verb, list) in [("delete", &dels), ("add", &adds)] {
+        let mut by_map: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (m, e) in list {
+            by_map.entry(m).or_default().push(e);
+        }
+        for (m, es) in by_map {
+            let _ = writeln!(out, "{verb} element ip {t} {m} {{ {} }}", es.join(", "));
+        }
+    }
+    // 5. Chains that went away: all emptied first (one may jump to another), then deleted;
+    // then the sets only their rules used.
+    let removed: Vec<&str> = old
+        .chains
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .filter(|n| !new_chains.contains_key(n))
+        .collect();
+    for name in &removed {
+        let _ = writeln!(out, "flush chain ip {t} {name}");
+    }
+    for name in &removed {
+        let _ = writeln!(out, "delete chain ip {t} {name}");
+    }
+    for (name, _) in &old.sets {
+        if !new_sets.contains_key(name.as_str()) {
+            let _ = writeln!(out, "delete set ip {t} {name}");
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests;
