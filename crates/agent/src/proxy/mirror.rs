@@ -116,6 +116,9 @@ pub(crate) fn mirror(
     (m, task)
 }
 
+/// A pass's copy of one mirror: the objects' `Arc`s.
+pub type Shared = Vec<Arc<Value>>;
+
 /// Services and EndpointSlices mirrored from the API; `changed` is poked after each change.
 pub struct Mirrors {
     services: Mirror,
@@ -135,7 +138,7 @@ impl Mirrors {
     }
 
     /// (services, slices), once both were listed.
-    pub fn snapshot(&self) -> Option<(Vec<Arc<Value>>, Vec<Arc<Value>>)> {
+    pub fn snapshot(&self) -> Option<(Shared, Shared)> {
         let ready = |m: &Mirror| m.listed.load(std::sync::atomic::Ordering::SeqCst);
         if !ready(&self.services) || !ready(&self.slices) {
             return None;
