@@ -252,10 +252,12 @@ async fn sync_nftables(mirrors: &Mirrors, changed: &Notify, node: &str, table: &
                     compute_ms = computed.as_secs_f64() * 1e3,
                     total_ms = started.elapsed().as_secs_f64() * 1e3,
                     "proxy: ruleset applied");
-                let flushes = applied
-                    .as_ref()
-                    .map(|old| rules::conntrack::udp_flushes(old, &new))
-                    .unwrap_or_default();
+                // The first apply flushes against an empty state: flows that began before
+                // the agent's rules existed (at start, or after it restarted) were never
+                // DNATed and would keep bypassing the new rules.
+                let empty = rules::State::default();
+                let flushes =
+                    rules::conntrack::udp_flushes(applied.as_ref().unwrap_or(&empty), &new);
                 if !flushes.is_empty() {
                     tokio::spawn(flush_conntrack(flushes));
                 }
