@@ -214,6 +214,8 @@ async fn sync_nftables(mirrors: &Mirrors, changed: &Notify, node: &str, table: &
     // The node's addresses, read again on each periodic pass (running `ip` on every change
     // would cost each endpoint change milliseconds).
     let mut ips: Option<Vec<String>> = None;
+    // Each service's part of the state, reused while its objects are unchanged.
+    let mut memo = rules::memo::Memo::default();
     loop {
         // A change, or a periodic pass (node addresses change; a failed apply retries).
         let periodic = tokio::time::timeout(Duration::from_secs(10), changed.notified())
@@ -230,11 +232,16 @@ async fn sync_nftables(mirrors: &Mirrors, changed: &Notify, node: &str, table: &
         };
         let (n_svcs, n_sls) = (svcs.len(), sls.len());
         let node2 = node.to_string();
-        let Ok(new) =
-            tokio::task::spawn_blocking(move || rules::state(&node2, &ips2, &svcs, &sls)).await
+        let mut m = std::mem::take(&mut memo);
+        let Ok((m, new)) = tokio::task::spawn_blocking(move || {
+            let st = m.state(&node2, &ips2, &svcs, &sls);
+            (m, st)
+        })
+        .await
         else {
             continue;
         };
+        memo = m;
         let computed = started.elapsed();
         let delta = match (&applied, rebuild) {
             (Some(old), false) => rules::delta::delta_script(table, old, &new),

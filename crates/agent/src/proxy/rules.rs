@@ -292,7 +292,7 @@ pub struct State {
     /// ClientIP affinity sets and their timeouts (seconds), in service order.
     pub sets: Vec<(String, u64)>,
     /// The per-service chains (`svc-`, `ext-`, `ep-`) and their rules, in service order.
-    pub chains: Vec<(String, Vec<String>)>,
+    pub chains: Vec<Chain>,
     /// The UDP service ports, in id order.
     pub udp: Vec<UdpPort>,
 }
@@ -317,7 +317,8 @@ pub(super) fn slices_by_service<E: Borrow<Value>>(
 
 /// The table's content for these services and slices. `node_ips` are the addresses NodePorts
 /// answer on; `node` is this node's name (for `externalTrafficPolicy: Local`). Invalid
-/// addresses and names are skipped.
+/// addresses and names are skipped. [`memo::Memo::state`] computes the same from `Arc`ed
+/// objects, reusing the parts of services whose objects did not change.
 pub fn state<S: Borrow<Value>, E: Borrow<Value>>(
     node: &str,
     node_ips: &[String],
@@ -325,10 +326,28 @@ pub fn state<S: Borrow<Value>, E: Borrow<Value>>(
     slices: &[E],
 ) -> State {
     let by_service = slices_by_service(slices);
-    let ports = service_ports(services, &by_service, node);
-    // Map keys → verdicts; the first service (in id order) keeps a key claimed twice.
-    let mut st = State::default();
-    for sp in &ports {
+    let whole = part(&service_ports(services, &by_service, node));
+    assemble(std::iter::once(&whole), node_ips)
+}
+
+/// A chain of the table and its rules, shared between the states (and the memo) that hold it.
+pub type Chain = std::sync::Arc<(String, Vec<String>)>;
+
+/// What some service ports put into a [`State`], in their order, before the claims of other
+/// services on the same map keys are settled (by [`assemble`]).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Part {
+    pub addrs: Vec<(AddrKey, String)>,
+    pub nodeports: Vec<(PortKey, String)>,
+    pub sets: Vec<(String, u64)>,
+    pub chains: Vec<Chain>,
+    pub udp: Vec<UdpPort>,
+}
+
+/// The part of these service ports.
+pub(super) fn part(ports: &[SvcPort]) -> Part {
+    let mut out = Part::default();
+    for sp in ports {
         let svc = format!("svc-{}", sp.id);
         let ext = format!("ext-{}", sp.id);
         let none = sp.endpoints.is_empty();
@@ -340,22 +359,16 @@ pub fn state<S: Borrow<Value>, E: Borrow<Value>>(
             }
         };
         for ip in &sp.cluster_ips {
-            st.service_ips
-                .entry((*ip, sp.proto, sp.port))
-                .or_insert_with(|| verdict(&svc));
+            out.addrs.push(((*ip, sp.proto, sp.port), verdict(&svc)));
         }
         for ip in &sp.external_ips {
-            st.service_ips
-                .entry((*ip, sp.proto, sp.port))
-                .or_insert_with(|| verdict(&ext));
+            out.addrs.push(((*ip, sp.proto, sp.port), verdict(&ext)));
         }
         if let Some(np) = sp.node_port {
-            st.nodeports
-                .entry((sp.proto, np))
-                .or_insert_with(|| verdict(&ext));
+            out.nodeports.push(((sp.proto, np), verdict(&ext)));
         }
         if sp.proto == "udp" {
-            st.udp.push(UdpPort {
+            out.udp.push(UdpPort {
                 id: sp.id.clone(),
                 vips: sp
                     .cluster_ips
@@ -374,7 +387,8 @@ pub fn state<S: Borrow<Value>, E: Borrow<Value>>(
             continue;
         }
         let all: Vec<&Endpoint> = sp.endpoints.iter().collect();
-        st.chains.push((svc.clone(), balance_rules(sp, &all)));
+        out.chains
+            .push(Chain::new((svc.clone(), balance_rules(sp, &all))));
         if !sp.external_ips.is_empty() || sp.node_port.is_some() {
             let rules = if sp.local_external {
                 let local: Vec<&Endpoint> = sp.endpoints.iter().filter(|e| e.local).collect();
@@ -386,20 +400,38 @@ pub fn state<S: Borrow<Value>, E: Borrow<Value>>(
             } else {
                 vec!["jump mark-for-masquerade".into(), format!("goto {svc}")]
             };
-            st.chains.push((ext, rules));
+            out.chains.push(Chain::new((ext, rules)));
         }
         for e in &sp.endpoints {
             let mut rules = vec![format!("ip saddr {} jump mark-for-masquerade", e.ip)];
             if let Some(t) = sp.affinity {
                 rules.push(format!("update @{} {{ ip saddr }}", aff_set(sp, e)));
-                st.sets.push((aff_set(sp, e), t));
+                out.sets.push((aff_set(sp, e), t));
             }
             rules.push(format!(
                 "meta l4proto {} dnat to {}:{}",
                 sp.proto, e.ip, e.port
             ));
-            st.chains.push((ep_chain(sp, e), rules));
+            out.chains.push(Chain::new((ep_chain(sp, e), rules)));
         }
+    }
+    out
+}
+
+/// The State of these parts (in service order: the first part claiming a map key keeps it)
+/// and node addresses.
+pub(super) fn assemble<'a>(parts: impl Iterator<Item = &'a Part>, node_ips: &[String]) -> State {
+    let mut st = State::default();
+    for p in parts {
+        for (k, v) in &p.addrs {
+            st.service_ips.entry(*k).or_insert_with(|| v.clone());
+        }
+        for (k, v) in &p.nodeports {
+            st.nodeports.entry(*k).or_insert_with(|| v.clone());
+        }
+        st.sets.extend(p.sets.iter().cloned());
+        st.chains.extend(p.chains.iter().cloned());
+        st.udp.extend(p.udp.iter().cloned());
     }
     st.node_ips = node_ips
         .iter()
@@ -542,8 +574,8 @@ pub fn full_script(table: &str, node: &str, st: &State) -> String {
     for (name, rules) in &fixed {
         write_chain(&mut out, name, rules);
     }
-    for (name, rules) in &st.chains {
-        write_chain(&mut out, name, rules);
+    for c in &st.chains {
+        write_chain(&mut out, &c.0, &c.1);
     }
     out.push_str("}\n");
     out
@@ -551,6 +583,7 @@ pub fn full_script(table: &str, node: &str, st: &State) -> String {
 
 pub mod conntrack;
 pub mod delta;
+pub mod memo;
 
 #[cfg(test)]
 mod tests;

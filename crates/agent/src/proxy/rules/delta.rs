@@ -6,9 +6,10 @@
 //! root-only test). The steps are ordered so every reference is valid at each point: objects
 //! are created before anything refers to them and deleted after the last reference went.
 
-use super::{addr_key, port_key, State, REJECT};
-use std::collections::{BTreeMap, BTreeSet};
+use super::{addr_key, port_key, Chain, State, REJECT};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write;
+use std::sync::Arc;
 
 fn map_of_addr(verdict: &str) -> &'static str {
     if verdict == REJECT {
@@ -59,10 +60,8 @@ pub fn delta_script(table: &str, old: &State, new: &State) -> Option<String> {
     {
         return None;
     }
-    let old_chains: BTreeMap<&str, &Vec<String>> =
-        old.chains.iter().map(|(n, r)| (n.as_str(), r)).collect();
-    let new_chains: BTreeMap<&str, &Vec<String>> =
-        new.chains.iter().map(|(n, r)| (n.as_str(), r)).collect();
+    let old_chains: HashMap<&str, &Chain> = old.chains.iter().map(|c| (c.0.as_str(), c)).collect();
+    let new_chains: HashSet<&str> = new.chains.iter().map(|c| c.0.as_str()).collect();
     let mut out = String::new();
     let t = table;
     // 1. New sets and (empty) chains: rules and elements below may refer to them.
@@ -74,15 +73,18 @@ pub fn delta_script(table: &str, old: &State, new: &State) -> Option<String> {
             );
         }
     }
-    for (name, _) in &new.chains {
+    for c in &new.chains {
+        let name = &c.0;
         if !old_chains.contains_key(name.as_str()) {
             let _ = writeln!(out, "add chain ip {t} {name}");
         }
     }
     // 2. Chains whose rules changed (or new ones) get their new rules.
-    for (name, rules) in &new.chains {
+    for c in &new.chains {
+        let (name, rules) = (&c.0, &c.1);
         match old_chains.get(name.as_str()) {
-            Some(old_rules) if *old_rules == rules => continue,
+            // The memo shares an unchanged service's chains: most compare by pointer.
+            Some(o) if Arc::ptr_eq(o, c) || o.1 == *rules => continue,
             Some(_) => {
                 let _ = writeln!(out, "flush chain ip {t} {name}");
             }
@@ -143,8 +145,8 @@ pub fn delta_script(table: &str, old: &State, new: &State) -> Option<String> {
     let removed: Vec<&str> = old
         .chains
         .iter()
-        .map(|(n, _)| n.as_str())
-        .filter(|n| !new_chains.contains_key(n))
+        .map(|c| c.0.as_str())
+        .filter(|n| !new_chains.contains(n))
         .collect();
     for name in &removed {
         let _ = writeln!(out, "flush chain ip {t} {name}");

@@ -276,6 +276,25 @@ fn state_and_delta_at_10k() {
     let t = std::time::Instant::now();
     let d = delta_script("T", &old, &new).unwrap();
     let t_delta = t.elapsed();
+    // The agent's path: the memo, one slice changed since its last pass.
+    let arcs = |v: &[Value]| -> Vec<std::sync::Arc<Value>> {
+        v.iter().cloned().map(std::sync::Arc::new).collect()
+    };
+    let (asvcs, mut asls) = (arcs(&svcs), arcs(&sls));
+    let mut memo = crate::proxy::rules::memo::Memo::default();
+    let ips = ["192.0.2.2".to_string()];
+    let m_old = memo.state("n1", &ips, &asvcs, &asls);
+    asls[78] = std::sync::Arc::new(slice("np-78", 2000, &["192.0.2.2"]));
+    let t = std::time::Instant::now();
+    let m_new = memo.state("n1", &ips, &asvcs, &asls);
+    let t_memo = t.elapsed();
+    let t = std::time::Instant::now();
+    let md = delta_script("T", &m_old, &m_new).unwrap();
+    let t_mdelta = t.elapsed();
+    eprintln!(
+        "memo: state {t_memo:?}, delta {t_mdelta:?} ({} bytes)",
+        md.len()
+    );
     let t = std::time::Instant::now();
     let full = full_script("T", "n1", &new);
     let t_full = t.elapsed();
