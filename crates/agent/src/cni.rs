@@ -82,6 +82,7 @@ pub fn ensure_bridge(pod_cidr: &str, bridge: &str) -> std::io::Result<()> {
             )));
         }
     }
+    pin_mac(bridge)?;
     let _ = ip(&["link", "set", bridge, "up"])?;
     let addr = format!("{gw}/{prefix}");
     let shown = ip(&["-o", "-4", "addr", "show", "dev", bridge])?;
@@ -96,6 +97,39 @@ pub fn ensure_bridge(pod_cidr: &str, bridge: &str) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Set the bridge's MAC address explicitly (to the one it has). A bridge whose address was
+/// never set takes the lowest of its ports' addresses, so it changed whenever the veth with
+/// the lowest one left or a lower one joined, and every pod's neighbour entry for the gateway
+/// went stale: replies to the node (host → ClusterIP → pod) were lost for seconds after a pod
+/// on the node was deleted. An explicitly set address stays.
+fn pin_mac(bridge: &str) -> std::io::Result<()> {
+    let shown = ip(&["-o", "link", "show", "dev", bridge])?;
+    let text = String::from_utf8_lossy(&shown.stdout);
+    let Some(mac) = link_mac(&text) else {
+        return Err(std::io::Error::other(format!(
+            "no MAC address for {bridge} in {:?}",
+            text.trim()
+        )));
+    };
+    let out = ip(&["link", "set", "dev", bridge, "address", mac])?;
+    if !out.status.success() {
+        return Err(std::io::Error::other(format!(
+            "ip link set dev {bridge} address {mac}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
+/// The `link/ether` address in `ip -o link show` output.
+fn link_mac(shown: &str) -> Option<&str> {
+    let mut words = shown.split_whitespace();
+    words.find(|w| *w == "link/ether")?;
+    words
+        .next()
+        .filter(|m| m.len() == 17 && m.split(':').count() == 6)
 }
 
 /// Write the conflist (atomically), set up the bridge's gateway address and enable IPv4
@@ -117,6 +151,23 @@ pub fn install(data_dir: &Path, pod_cidr: &str, bridge: &str) -> std::io::Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn link_mac_reads_the_ether_address() {
+        let cases = [
+            (
+                "7: cni0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP mode DEFAULT group default qlen 1000\\    link/ether 6a:16:98:de:0b:b2 brd ff:ff:ff:ff:ff:ff",
+                Some("6a:16:98:de:0b:b2"),
+            ),
+            ("1: lo: <LOOPBACK,UP> mtu 65536\\    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00", None),
+            ("7: cni0: link/ether", None),
+            ("7: cni0: link/ether zz", None),
+            ("", None),
+        ];
+        for (shown, want) in cases {
+            assert_eq!(link_mac(shown), want, "{shown}");
+        }
+    }
 
     #[test]
     fn conflist_uses_the_node_pod_cidr() {

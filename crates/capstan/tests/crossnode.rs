@@ -6,8 +6,10 @@
 //! reached at; host-gateway routes to each other's podCIDR (no VXLAN device); busybox httpd pods
 //! pinned to each node reach each other by pod IP keeping their source address (no masquerade
 //! inside the cluster CIDR), reach ClusterIP services whose only backend is on the other node,
-//! node 2's pod reaches the kubernetes Service (the advertised address), and traffic leaving
-//! the cluster CIDR is masqueraded. A stopped agent leaves no route, device or table; a deleted
+//! node 2's pod reaches the kubernetes Service (the advertised address), traffic leaving the
+//! cluster CIDR is masqueraded, and NodePorts answer from node 2's namespace at either node's
+//! address and from the host at node 2's (a backend on node 1 reached through node 2 sees node
+//! 2's address: masqueraded, so the reply comes back the way it went). A stopped agent leaves no route, device or table; a deleted
 //! Node's route goes. Needs root, containerd, nft, ip and bridge (NOTICE and skip otherwise).
 
 mod common;

@@ -3,7 +3,7 @@
 //! 2; only those test /30s are routed, through the router). Neither node's InternalIP is on a
 //! subnet the other has, so each makes a VXLAN device, publishes its MAC on its Node, and
 //! routes the other's podCIDR through it; the same pod-to-pod (source kept), pod-to-service,
-//! masquerade and cleanup checks pass over the tunnel. Needs root, containerd, nft, ip and
+//! NodePort, masquerade and cleanup checks pass over the tunnel. Needs root, containerd, nft, ip and
 //! bridge (NOTICE and skip otherwise).
 
 mod common;

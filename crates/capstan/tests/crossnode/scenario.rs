@@ -205,6 +205,7 @@ kind: Service
 metadata:
   name: {name}
 spec:
+  type: NodePort
   selector: {{app: {name}}}
   ports:
   - {{port: 80, targetPort: 8080, protocol: TCP}}
@@ -223,6 +224,22 @@ fn internal_ip(s: &Server, node: &str) -> String {
         .and_then(|a| a["address"].as_str())
         .unwrap()
         .to_string()
+}
+
+fn node_port(s: &Server, svc: &str) -> u16 {
+    s.kubectl(&[
+        "get",
+        "svc",
+        "-n",
+        NS,
+        svc,
+        "-o",
+        "jsonpath={.spec.ports[0].nodePort}",
+    ])
+    .ok()
+    .trim()
+    .parse()
+    .unwrap_or_else(|e| panic!("nodePort of {svc}: {e}"))
 }
 
 fn pod_cidr(s: &Server, node: &str) -> String {
@@ -393,6 +410,78 @@ pub fn cross_node_traffic(topology: Topology) {
     assert_eq!(get(&s, "web2", &vip1, 80, "/cgi-bin/ip"), ip2);
     assert_eq!(get(&s, "web1", &vip2, 80, "/cgi-bin/ip"), ip1);
 
+    // NodePorts: web1's (backend on node 1) from node 2's namespace at node 1's address and at
+    // node 2's own (node 2's proxy forwards to node 1), and from the host at node 2's address
+    // (in at node 2, out to node 1: only masquerade brings the reply back through node 2);
+    // web2's (backend on node 2) from the host at node 2's address.
+    let np1 = node_port(&s, "web1");
+    let np2 = node_port(&s, "web2");
+    let in_node2 = |url: &str| {
+        run(&["ip", "netns", "exec", &net.ns, "curl", "-s", "-m", "3", url])
+            .1
+            .trim()
+            .to_string()
+    };
+    let on_host = |url: &str| run(&["curl", "-s", "-m", "3", url]).1.trim().to_string();
+    let (n1, n2) = (&net.host_ip, &net.node_ip);
+    for (what, url, from_host, want) in [
+        (
+            "node 2 → node 1's NodePort",
+            format!("http://{n1}:{np1}/"),
+            false,
+            "web1",
+        ),
+        (
+            "node 2 → its own NodePort, backend on node 1",
+            format!("http://{n2}:{np1}/"),
+            false,
+            "web1",
+        ),
+        (
+            "host → node 2's NodePort, backend on node 1",
+            format!("http://{n2}:{np1}/"),
+            true,
+            "web1",
+        ),
+        (
+            "host → node 2's NodePort, backend on node 2",
+            format!("http://{n2}:{np2}/"),
+            true,
+            "web2",
+        ),
+    ] {
+        let mut got = String::new();
+        for _ in 0..30 {
+            got = if from_host {
+                on_host(&url)
+            } else {
+                in_node2(&url)
+            };
+            if got == want {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
+        assert_eq!(got, want, "{what}: {url}\n{}", a.log());
+        println!("{what}: {url} → {got}");
+    }
+    // Forwarded by node 2 to node 1, the backend sees node 2's address towards node 1 (its
+    // link address, or its VXLAN device's: the podCIDR's base), not the host's.
+    let seen = on_host(&format!("http://{n2}:{np1}/cgi-bin/ip"));
+    let seen = seen
+        .strip_prefix("[::ffff:")
+        .and_then(|l| l.strip_suffix(']'))
+        .unwrap_or(&seen);
+    let node2_src = match topology {
+        Topology::Link => net.node_ip.clone(),
+        Topology::Routed => cidr2.split('/').next().unwrap().to_string(),
+    };
+    assert_eq!(
+        seen, node2_src,
+        "host → node 2 → node 1 masqueraded to node 2"
+    );
+    println!("host → {n2}:{np1} → web1 saw the client as {seen}");
+
     // The API server's advertised address (--node-ip) behind the kubernetes Service is
     // reachable from node 2's pod.
     let eps = s
@@ -468,7 +557,9 @@ pub fn cross_node_traffic(topology: Topology) {
         host.trim().is_empty().then_some(())
     });
     drop(a);
+    let stopping = std::time::Instant::now();
     drop(s);
+    println!("node 1 stopped in {:?}", stopping.elapsed());
     assert!(!host_table_exists(&t), "proxy table left");
     assert!(
         !host_table_exists(&format!("{t}-net")),
