@@ -9,8 +9,11 @@
 //!   Both are consulted from `nat-prerouting` (dstnat) and `nat-output` (host traffic).
 //! - `svc-…`: ClientIP affinity (`ip saddr @aff-<ep>` → that endpoint) then
 //!   `numgen random mod N vmap` over the `ep-…` chains; `ext-…` marks for masquerade first.
-//! - `ep-…`: marks hairpin traffic (source = the endpoint), records affinity, DNATs.
-//! - `nat-postrouting` masquerades marked packets.
+//!   Without affinity the service chain DNATs itself (`dnat ip to numgen random mod N map
+//!   { 0 : ip . port, … }`): one chain per service port keeps `nft` fast at 10,000 services.
+//! - `ep-…` (affinity only): records affinity, DNATs.
+//! - `nat-postrouting` masquerades marked packets and hairpin traffic (a DNATed packet whose
+//!   source is its destination: `ip saddr . ip daddr @hairpin`, every endpoint `ip . ip`).
 //! - Services without a ready endpoint are in `no-endpoint-services`/`no-endpoint-nodeports`,
 //!   checked from filter chains at priority -110 (before DNAT) on input, forward and output,
 //!   which `reject` (a TCP reset, ICMP port unreachable otherwise) new connections.
@@ -234,15 +237,33 @@ fn write_chain(out: &mut String, name: &str, rules: &[String]) {
 
 /// The chain a set of endpoints balances over, or None when there is none.
 fn balance_rules(sp: &SvcPort, eps: &[&Endpoint]) -> Vec<String> {
+    if sp.affinity.is_none() {
+        // No per-endpoint state: the DNAT is inline (fewer chains keep nft fast at 10,000
+        // services); hairpin traffic is masqueraded from the `hairpin` set.
+        return vec![match eps {
+            [e] => format!("meta l4proto {} dnat to {}:{}", sp.proto, e.ip, e.port),
+            _ => {
+                let arms: Vec<String> = eps
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| format!("{i} : {} . {}", e.ip, e.port))
+                    .collect();
+                format!(
+                    "meta l4proto {} dnat ip to numgen random mod {} map {{ {} }}",
+                    sp.proto,
+                    eps.len(),
+                    arms.join(", ")
+                )
+            }
+        }];
+    }
     let mut rules = Vec::new();
-    if sp.affinity.is_some() {
-        for e in eps {
-            rules.push(format!(
-                "ip saddr @{} goto {}",
-                aff_set(sp, e),
-                ep_chain(sp, e)
-            ));
-        }
+    for e in eps {
+        rules.push(format!(
+            "ip saddr @{} goto {}",
+            aff_set(sp, e),
+            ep_chain(sp, e)
+        ));
     }
     let arms: Vec<String> = eps
         .iter()
@@ -295,6 +316,9 @@ pub struct State {
     pub chains: Vec<Chain>,
     /// The UDP service ports, in id order.
     pub udp: Vec<UdpPort>,
+    /// Every ready endpoint's address: a DNATed packet from one of them to itself (a pod
+    /// reaching itself through its service) is masqueraded (`hairpin` set, `ip . ip`).
+    pub hairpin: BTreeSet<Ipv4Addr>,
 }
 
 /// The slices of each `(namespace, service name)`, so each service port reads only its own.
@@ -342,6 +366,8 @@ pub struct Part {
     pub sets: Vec<(String, u64)>,
     pub chains: Vec<Chain>,
     pub udp: Vec<UdpPort>,
+    /// Endpoint addresses (elements `ip . ip` of the `hairpin` set).
+    pub hairpin: Vec<Ipv4Addr>,
 }
 
 /// The part of these service ports.
@@ -402,16 +428,14 @@ pub(super) fn part(ports: &[SvcPort]) -> Part {
             };
             out.chains.push(Chain::new((ext, rules)));
         }
+        out.hairpin.extend(sp.endpoints.iter().map(|e| e.ip));
+        let Some(t) = sp.affinity else { continue };
         for e in &sp.endpoints {
-            let mut rules = vec![format!("ip saddr {} jump mark-for-masquerade", e.ip)];
-            if let Some(t) = sp.affinity {
-                rules.push(format!("update @{} {{ ip saddr }}", aff_set(sp, e)));
-                out.sets.push((aff_set(sp, e), t));
-            }
-            rules.push(format!(
-                "meta l4proto {} dnat to {}:{}",
-                sp.proto, e.ip, e.port
-            ));
+            let rules = vec![
+                format!("update @{} {{ ip saddr }}", aff_set(sp, e)),
+                format!("meta l4proto {} dnat to {}:{}", sp.proto, e.ip, e.port),
+            ];
+            out.sets.push((aff_set(sp, e), t));
             out.chains.push(Chain::new((ep_chain(sp, e), rules)));
         }
     }
@@ -432,6 +456,7 @@ pub(super) fn assemble<'a>(parts: impl Iterator<Item = &'a Part>, node_ips: &[St
         st.sets.extend(p.sets.iter().cloned());
         st.chains.extend(p.chains.iter().cloned());
         st.udp.extend(p.udp.iter().cloned());
+        st.hairpin.extend(p.hairpin.iter().copied());
     }
     st.node_ips = node_ips
         .iter()
@@ -464,6 +489,11 @@ pub fn addr_key((ip, p, port): &AddrKey) -> String {
     format!("{ip} . {p} . {port}")
 }
 
+/// A `hairpin` set element as nft writes it (the endpoint's address twice).
+pub fn hairpin_element(ip: &Ipv4Addr) -> String {
+    format!("{ip} . {ip}")
+}
+
 /// A node port map key as nft writes it.
 pub fn port_key((p, port): &PortKey) -> String {
     format!("{p} . {port}")
@@ -492,6 +522,12 @@ pub fn full_script(table: &str, node: &str, st: &State) -> String {
     out.push_str("\tset nodeport-ips {\n\t\ttype ipv4_addr\n");
     if !ips.is_empty() {
         let _ = writeln!(out, "\t\telements = {{ {} }}", ips.join(", "));
+    }
+    out.push_str("\t}\n");
+    out.push_str("\tset hairpin {\n\t\ttype ipv4_addr . ipv4_addr\n");
+    if !st.hairpin.is_empty() {
+        let pairs: Vec<String> = st.hairpin.iter().map(hairpin_element).collect();
+        let _ = writeln!(out, "\t\telements = {{ {} }}", pairs.join(", "));
     }
     out.push_str("\t}\n");
     for (name, timeout) in &st.sets {
@@ -553,6 +589,7 @@ pub fn full_script(table: &str, node: &str, st: &State) -> String {
             vec![
                 base("postrouting", "nat", "srcnat"),
                 format!("meta mark & {mark} == {mark} meta mark set meta mark ^ {mark} masquerade fully-random"),
+                "ct status dnat ip saddr . ip daddr @hairpin masquerade fully-random".into(),
             ],
         ),
         (

@@ -6,7 +6,7 @@
 //! root-only test). The steps are ordered so every reference is valid at each point: objects
 //! are created before anything refers to them and deleted after the last reference went.
 
-use super::{addr_key, port_key, Chain, State, REJECT};
+use super::{addr_key, hairpin_element, port_key, Chain, State, REJECT};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write;
 use std::sync::Arc;
@@ -113,7 +113,32 @@ pub fn delta_script(table: &str, old: &State, new: &State) -> Option<String> {
             came.join(", ")
         );
     }
-    // 4. Map elements: a changed key is deleted (from the map it was in), then added.
+    // 4. Hairpin pairs, then map elements: a changed key is deleted (from the map it was in),
+    // then added.
+    let hp_gone: Vec<String> = old
+        .hairpin
+        .difference(&new.hairpin)
+        .map(hairpin_element)
+        .collect();
+    let hp_came: Vec<String> = new
+        .hairpin
+        .difference(&old.hairpin)
+        .map(hairpin_element)
+        .collect();
+    if !hp_gone.is_empty() {
+        let _ = writeln!(
+            out,
+            "delete element ip {t} hairpin {{ {} }}",
+            hp_gone.join(", ")
+        );
+    }
+    if !hp_came.is_empty() {
+        let _ = writeln!(
+            out,
+            "add element ip {t} hairpin {{ {} }}",
+            hp_came.join(", ")
+        );
+    }
     let (mut dels, mut adds) = (Vec::new(), Vec::new());
     element_changes(
         &old.service_ips,

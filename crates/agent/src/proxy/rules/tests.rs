@@ -71,6 +71,7 @@ const FIXED: &str = "\tchain filter-input {
 \tchain nat-postrouting {
 \t\ttype nat hook postrouting priority srcnat; policy accept;
 \t\tmeta mark & 0x00004000 == 0x00004000 meta mark set meta mark ^ 0x00004000 masquerade fully-random
+\t\tct status dnat ip saddr . ip daddr @hairpin masquerade fully-random
 \t}
 \tchain mark-for-masquerade {
 \t\tmeta mark set meta mark | 0x00004000
@@ -101,6 +102,10 @@ table ip capstan {{
 \t\ttype ipv4_addr
 \t\telements = {{ 192.0.2.2 }}
 \t}}
+\tset hairpin {{
+\t\ttype ipv4_addr . ipv4_addr
+\t\telements = {{ 10.42.0.5 . 10.42.0.5, 10.42.0.6 . 10.42.0.6 }}
+\t}}
 \tmap service-ips {{
 \t\ttype ipv4_addr . inet_proto . inet_service : verdict
 \t\telements = {{ 10.43.0.10 . tcp . 80 : goto svc-default/web/tcp/http }}
@@ -115,15 +120,7 @@ table ip capstan {{
 \t\ttype inet_proto . inet_service : verdict
 \t}}
 {FIXED}\tchain svc-default/web/tcp/http {{
-\t\tnumgen random mod 2 vmap {{ 0 : goto ep-default/web/tcp/http/10.42.0.5/8080, 1 : goto ep-default/web/tcp/http/10.42.0.6/8080 }}
-\t}}
-\tchain ep-default/web/tcp/http/10.42.0.5/8080 {{
-\t\tip saddr 10.42.0.5 jump mark-for-masquerade
-\t\tmeta l4proto tcp dnat to 10.42.0.5:8080
-\t}}
-\tchain ep-default/web/tcp/http/10.42.0.6/8080 {{
-\t\tip saddr 10.42.0.6 jump mark-for-masquerade
-\t\tmeta l4proto tcp dnat to 10.42.0.6:8080
+\t\tmeta l4proto tcp dnat ip to numgen random mod 2 map {{ 0 : 10.42.0.5 . 8080, 1 : 10.42.0.6 . 8080 }}
 \t}}
 }}
 "
@@ -155,7 +152,8 @@ fn no_ready_endpoint_rejects_instead_of_black_holing() {
 ";
     assert!(out.contains(want), "{out}");
     assert!(!out.contains("chain svc-"), "{out}");
-    assert!(!out.contains("dnat"), "{out}");
+    assert!(!out.contains("dnat to"), "{out}");
+    assert!(!out.contains("dnat ip to"), "{out}");
     // No slice at all: the same.
     assert_eq!(rs(&[s], &[]), out);
 }
@@ -259,7 +257,7 @@ fn external_traffic_policy_local_uses_this_nodes_endpoints() {
     assert!(
         out.contains(
             "\tchain ext-default/web/tcp/http {
-\t\tnumgen random mod 1 vmap { 0 : goto ep-default/web/tcp/http/10.42.0.6/8080 }
+\t\tmeta l4proto tcp dnat to 10.42.0.6:8080
 \t}\n"
         ),
         "{out}"
@@ -329,7 +327,12 @@ fn unnamed_ports_slices_of_other_services_and_duplicates() {
     );
     let out = rs(&[s], &[other_ns, a, b]);
     assert!(out.contains("goto svc-default/plain/tcp/80"), "{out}");
-    assert!(out.contains("numgen random mod 2 vmap"), "{out}");
+    assert!(
+        out.contains(
+            "dnat ip to numgen random mod 2 map { 0 : 10.42.0.5 . 8080, 1 : 10.42.0.6 . 8080 }"
+        ),
+        "{out}"
+    );
     assert!(!out.contains("10.42.0.9"), "{out}");
 }
 

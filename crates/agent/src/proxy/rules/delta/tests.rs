@@ -57,13 +57,10 @@ fn cases() -> Vec<(&'static str, State, State, &'static str)> {
             "one service's endpoint swapped: only its chains change",
             base.clone(),
             st(&[a(), b()], &[slice("a", 8080, &["10.42.0.7"]), slice("b", 8080, &["10.42.0.6"])]),
-            "add chain ip T ep-default/a/tcp/p/10.42.0.7/8080
-flush chain ip T svc-default/a/tcp/p
-add rule ip T svc-default/a/tcp/p numgen random mod 1 vmap { 0 : goto ep-default/a/tcp/p/10.42.0.7/8080 }
-add rule ip T ep-default/a/tcp/p/10.42.0.7/8080 ip saddr 10.42.0.7 jump mark-for-masquerade
-add rule ip T ep-default/a/tcp/p/10.42.0.7/8080 meta l4proto tcp dnat to 10.42.0.7:8080
-flush chain ip T ep-default/a/tcp/p/10.42.0.5/8080
-delete chain ip T ep-default/a/tcp/p/10.42.0.5/8080
+            "flush chain ip T svc-default/a/tcp/p
+add rule ip T svc-default/a/tcp/p meta l4proto tcp dnat to 10.42.0.7:8080
+delete element ip T hairpin { 10.42.0.5 . 10.42.0.5 }
+add element ip T hairpin { 10.42.0.7 . 10.42.0.7 }
 ",
         ),
         (
@@ -71,10 +68,8 @@ delete chain ip T ep-default/a/tcp/p/10.42.0.5/8080
             st(&[a()], &[slice("a", 8080, &["10.42.0.5"])]),
             base.clone(),
             "add chain ip T svc-default/b/tcp/p
-add chain ip T ep-default/b/tcp/p/10.42.0.6/8080
-add rule ip T svc-default/b/tcp/p numgen random mod 1 vmap { 0 : goto ep-default/b/tcp/p/10.42.0.6/8080 }
-add rule ip T ep-default/b/tcp/p/10.42.0.6/8080 ip saddr 10.42.0.6 jump mark-for-masquerade
-add rule ip T ep-default/b/tcp/p/10.42.0.6/8080 meta l4proto tcp dnat to 10.42.0.6:8080
+add rule ip T svc-default/b/tcp/p meta l4proto tcp dnat to 10.42.0.6:8080
+add element ip T hairpin { 10.42.0.6 . 10.42.0.6 }
 add element ip T service-ips { 10.43.0.11 . tcp . 80 : goto svc-default/b/tcp/p }
 ",
         ),
@@ -82,23 +77,21 @@ add element ip T service-ips { 10.43.0.11 . tcp . 80 : goto svc-default/b/tcp/p 
             "a service deleted",
             base.clone(),
             st(&[a()], &[slice("a", 8080, &["10.42.0.5"])]),
-            "delete element ip T service-ips { 10.43.0.11 . tcp . 80 }
+            "delete element ip T hairpin { 10.42.0.6 . 10.42.0.6 }
+delete element ip T service-ips { 10.43.0.11 . tcp . 80 }
 flush chain ip T svc-default/b/tcp/p
-flush chain ip T ep-default/b/tcp/p/10.42.0.6/8080
 delete chain ip T svc-default/b/tcp/p
-delete chain ip T ep-default/b/tcp/p/10.42.0.6/8080
 ",
         ),
         (
             "the last endpoint gone: the key moves to the reject map",
             base.clone(),
             st(&[a(), b()], &[slice("a", 8080, &["10.42.0.5"])]),
-            "delete element ip T service-ips { 10.43.0.11 . tcp . 80 }
+            "delete element ip T hairpin { 10.42.0.6 . 10.42.0.6 }
+delete element ip T service-ips { 10.43.0.11 . tcp . 80 }
 add element ip T no-endpoint-services { 10.43.0.11 . tcp . 80 : goto reject-chain }
 flush chain ip T svc-default/b/tcp/p
-flush chain ip T ep-default/b/tcp/p/10.42.0.6/8080
 delete chain ip T svc-default/b/tcp/p
-delete chain ip T ep-default/b/tcp/p/10.42.0.6/8080
 ",
         ),
         (
@@ -118,11 +111,10 @@ add element ip T service-nodeports { tcp . 30080 : goto ext-default/b/tcp/p }
             base.clone(),
             st(&[aff.clone(), b()], &[slice("a", 8080, &["10.42.0.5"]), slice("b", 8080, &["10.42.0.6"])]),
             "add set ip T aff-default/a/tcp/p/10.42.0.5/8080 { type ipv4_addr; flags dynamic,timeout; timeout 60s; }
+add chain ip T ep-default/a/tcp/p/10.42.0.5/8080
 flush chain ip T svc-default/a/tcp/p
 add rule ip T svc-default/a/tcp/p ip saddr @aff-default/a/tcp/p/10.42.0.5/8080 goto ep-default/a/tcp/p/10.42.0.5/8080
 add rule ip T svc-default/a/tcp/p numgen random mod 1 vmap { 0 : goto ep-default/a/tcp/p/10.42.0.5/8080 }
-flush chain ip T ep-default/a/tcp/p/10.42.0.5/8080
-add rule ip T ep-default/a/tcp/p/10.42.0.5/8080 ip saddr 10.42.0.5 jump mark-for-masquerade
 add rule ip T ep-default/a/tcp/p/10.42.0.5/8080 update @aff-default/a/tcp/p/10.42.0.5/8080 { ip saddr }
 add rule ip T ep-default/a/tcp/p/10.42.0.5/8080 meta l4proto tcp dnat to 10.42.0.5:8080
 ",
@@ -132,10 +124,9 @@ add rule ip T ep-default/a/tcp/p/10.42.0.5/8080 meta l4proto tcp dnat to 10.42.0
             st(&[aff, b()], &[slice("a", 8080, &["10.42.0.5"]), slice("b", 8080, &["10.42.0.6"])]),
             base,
             "flush chain ip T svc-default/a/tcp/p
-add rule ip T svc-default/a/tcp/p numgen random mod 1 vmap { 0 : goto ep-default/a/tcp/p/10.42.0.5/8080 }
+add rule ip T svc-default/a/tcp/p meta l4proto tcp dnat to 10.42.0.5:8080
 flush chain ip T ep-default/a/tcp/p/10.42.0.5/8080
-add rule ip T ep-default/a/tcp/p/10.42.0.5/8080 ip saddr 10.42.0.5 jump mark-for-masquerade
-add rule ip T ep-default/a/tcp/p/10.42.0.5/8080 meta l4proto tcp dnat to 10.42.0.5:8080
+delete chain ip T ep-default/a/tcp/p/10.42.0.5/8080
 delete set ip T aff-default/a/tcp/p/10.42.0.5/8080
 ",
         ),
