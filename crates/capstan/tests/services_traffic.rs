@@ -88,6 +88,14 @@ fn within<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// How many DNATs to `ip:8080` the listed table holds: a chain's own (`dnat to ip:8080`, one
+/// endpoint or an affinity endpoint chain) or an arm of a service chain's numgen map
+/// (`i : ip . 8080`).
+fn dnat_targets(table: &str, ip: &str) -> usize {
+    table.matches(&format!("dnat to {ip}:8080")).count()
+        + table.matches(&format!(": {ip} . 8080")).count()
+}
+
 /// Wait until the proxy's table maps `ip . tcp . port` (before traffic to an address that is
 /// the host's own: without the rule the host itself would answer).
 fn wait_rule(table: &str, ip: &str, port: u16) {
@@ -240,7 +248,7 @@ fn services_carry_real_traffic() {
             .ok()?;
         let text = String::from_utf8_lossy(&out.stdout);
         pods.iter()
-            .all(|(_, ip)| text.matches(&format!("dnat to {ip}:8080")).count() >= 2)
+            .all(|(_, ip)| dnat_targets(&text, ip) >= 2)
             .then_some(())
     });
 
@@ -476,11 +484,11 @@ fn services_carry_real_traffic() {
         let gone = pods
             .iter()
             .filter(|(n, _)| !left.contains(n))
-            .all(|(_, ip)| !text.contains(&format!("dnat to {ip}:8080")));
+            .all(|(_, ip)| dnat_targets(&text, ip) == 0);
         if gone
             && ips
                 .iter()
-                .all(|ip| text.contains(&format!("dnat to {ip}:8080")))
+                .all(|ip| dnat_targets(&text, ip) > 0)
         {
             break;
         }
