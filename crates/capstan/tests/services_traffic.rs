@@ -485,11 +485,7 @@ fn services_carry_real_traffic() {
             .iter()
             .filter(|(n, _)| !left.contains(n))
             .all(|(_, ip)| dnat_targets(&text, ip) == 0);
-        if gone
-            && ips
-                .iter()
-                .all(|ip| dnat_targets(&text, ip) > 0)
-        {
+        if gone && ips.iter().all(|ip| dnat_targets(&text, ip) > 0) {
             break;
         }
         assert!(

@@ -16,13 +16,65 @@ struct Entry {
     svc: Arc<Value>,
     slices: Vec<Arc<Value>>,
     part: Arc<Part>,
+    /// `ns/name/`: every port id of the service starts with it, so sorting by it orders the
+    /// parts as `state` orders the ports (by id).
+    order: Arc<str>,
+}
+
+/// An object's key, computed once per allocation: JSON lookups of 10,000 objects (cache
+/// misses, mostly) were most of a pass. The entry holds the `Arc`, so its address, the map's
+/// key, cannot be reused by another object while the entry exists.
+struct Keyed {
+    _obj: Arc<Value>,
+    key: Option<Arc<str>>,
+}
+
+type KeyCache = HashMap<usize, Keyed>;
+
+/// The key of `obj` (from `old`, or `f` when this allocation is new), recorded in `new`.
+fn key_of(
+    old: &mut KeyCache,
+    new: &mut KeyCache,
+    obj: &Arc<Value>,
+    f: impl Fn(&Value) -> Option<String>,
+) -> Option<Arc<str>> {
+    let p = Arc::as_ptr(obj) as usize;
+    let k = old.remove(&p).unwrap_or_else(|| Keyed {
+        _obj: obj.clone(),
+        key: f(obj).map(Arc::from),
+    });
+    let key = k.key.clone();
+    new.insert(p, k);
+    key
+}
+
+/// `ns/name` of a service.
+fn service_key(v: &Value) -> Option<String> {
+    let md = &v["metadata"];
+    Some(format!(
+        "{}/{}",
+        md["namespace"].as_str()?,
+        md["name"].as_str()?
+    ))
+}
+
+/// `ns/name` of the service a slice belongs to.
+fn slice_service_key(v: &Value) -> Option<String> {
+    let md = &v["metadata"];
+    Some(format!(
+        "{}/{}",
+        md["namespace"].as_str()?,
+        md["labels"]["kubernetes.io/service-name"].as_str()?
+    ))
 }
 
 /// Each service's last part, by `namespace/name`.
 #[derive(Default)]
 pub struct Memo {
     node: String,
-    entries: HashMap<String, Entry>,
+    entries: HashMap<Arc<str>, Entry>,
+    services: KeyCache,
+    slices: KeyCache,
 }
 
 fn same(a: &[Arc<Value>], b: &[&Arc<Value>]) -> bool {
@@ -43,30 +95,28 @@ impl Memo {
             self.entries.clear();
             self.node = node.to_string();
         }
-        let mut by_service: HashMap<(&str, &str), Vec<&Arc<Value>>> = HashMap::new();
+        let mut slice_keys = KeyCache::with_capacity(slices.len());
+        let mut by_service: HashMap<Arc<str>, Vec<&Arc<Value>>> = HashMap::new();
         for sl in slices {
-            let md = &sl["metadata"];
-            if let (Some(ns), Some(name)) = (
-                md["namespace"].as_str(),
-                md["labels"]["kubernetes.io/service-name"].as_str(),
-            ) {
-                by_service.entry((ns, name)).or_default().push(sl);
+            if let Some(k) = key_of(&mut self.slices, &mut slice_keys, sl, slice_service_key) {
+                by_service.entry(k).or_default().push(sl);
             }
         }
-        let mut next: HashMap<String, Entry> = HashMap::with_capacity(services.len());
-        // (`ns/name/`, part): every port id of a service starts with it, so sorting by it
-        // orders the parts as `state` orders the ports (by id).
-        let mut parts: Vec<(String, Arc<Part>)> = Vec::with_capacity(services.len());
+        self.slices = slice_keys;
+        let mut svc_keys = KeyCache::with_capacity(services.len());
+        let mut next: HashMap<Arc<str>, Entry> = HashMap::with_capacity(services.len());
+        let mut parts: Vec<(Arc<str>, Arc<Part>)> = Vec::with_capacity(services.len());
         for svc in services {
-            let md = &svc["metadata"];
-            let (Some(ns), Some(name)) = (md["namespace"].as_str(), md["name"].as_str()) else {
+            let Some(key) = key_of(&mut self.services, &mut svc_keys, svc, service_key) else {
                 continue;
             };
-            let key = format!("{ns}/{name}");
-            let mine: &[&Arc<Value>] = by_service.get(&(ns, name)).map_or(&[], |v| v.as_slice());
+            let mine: &[&Arc<Value>] = by_service.get(&key).map_or(&[], |v| v.as_slice());
             let entry = match self.entries.remove(&key) {
                 Some(e) if Arc::ptr_eq(&e.svc, svc) && same(&e.slices, mine) => e,
                 _ => {
+                    let md = &svc["metadata"];
+                    let ns = md["namespace"].as_str().unwrap_or_default();
+                    let name = md["name"].as_str().unwrap_or_default();
                     let one: HashMap<(&str, &str), Vec<&Value>> =
                         HashMap::from([((ns, name), mine.iter().map(|a| a.as_ref()).collect())]);
                     let ports = service_ports(std::slice::from_ref(svc.as_ref()), &one, node);
@@ -74,14 +124,16 @@ impl Memo {
                         svc: svc.clone(),
                         slices: mine.iter().map(|a| Arc::clone(a)).collect(),
                         part: Arc::new(part(&ports)),
+                        order: Arc::from(format!("{key}/")),
                     }
                 }
             };
-            parts.push((format!("{key}/"), entry.part.clone()));
+            parts.push((entry.order.clone(), entry.part.clone()));
             next.insert(key, entry);
         }
+        self.services = svc_keys;
         self.entries = next;
-        parts.sort_by(|a, b| a.0.cmp(&b.0));
+        parts.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         assemble(parts.iter().map(|(_, p)| p.as_ref()), node_ips)
     }
 }
