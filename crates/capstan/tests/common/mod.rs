@@ -494,7 +494,15 @@ impl Server {
     }
 
     /// Delete every pod now and wait (bounded) until the agent has removed their containers.
+    /// Workload controllers go first, so none recreates a pod while the server stops.
     pub fn remove_all_pods(&self) {
+        let _ = self.kubectl(&[
+            "delete",
+            "deployments,replicasets,statefulsets,daemonsets,jobs,cronjobs,replicationcontrollers",
+            "--all",
+            "-A",
+            "--wait=false",
+        ]);
         let _ = self.kubectl(&[
             "delete",
             "pods",
@@ -594,6 +602,7 @@ fn kill_containerd_and_unmount(data_dir: &Path) {
     if let Some(pid) = containerd_pid(data_dir) {
         let _ = Command::new("kill").args(["-KILL", &pid]).status();
     }
+    reap_leftover_shims(data_dir);
     let prefix = data_dir.to_string_lossy().to_string();
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
     let mut points: Vec<&str> = mounts
@@ -604,6 +613,82 @@ fn kill_containerd_and_unmount(data_dir: &Path) {
     points.sort_by_key(|p| std::cmp::Reverse(p.len()));
     for p in points {
         let _ = Command::new("umount").args(["-l", p]).status();
+    }
+}
+
+/// Containers that outlived the test's pod deletion (a controller recreating a pod while the
+/// server stopped, say) keep running under containerd shims after containerd is gone. Kill, by
+/// PID, every process under a shim of this data dir's containerd, then the shim, and delete
+/// the pod network namespaces they were in (their veths go with them).
+fn reap_leftover_shims(data_dir: &Path) {
+    use std::collections::BTreeSet;
+    use std::os::unix::fs::MetadataExt;
+    let sock = data_dir
+        .join("containerd/containerd.sock")
+        .to_string_lossy()
+        .to_string();
+    let mut procs: Vec<(u32, u32, String)> = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // `pid (comm) state ppid …`: the comm may hold spaces, so split after its `)`.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse().ok())
+            .unwrap_or(0);
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        procs.push((pid, ppid, String::from_utf8_lossy(&cmd).replace('\0', " ")));
+    }
+    let shims: Vec<u32> = procs
+        .iter()
+        .filter(|(_, _, c)| {
+            c.contains("containerd-shim") && c.contains(&format!("-address {sock}"))
+        })
+        .map(|(p, _, _)| *p)
+        .collect();
+    if shims.is_empty() {
+        return;
+    }
+    let host_ns = std::fs::metadata("/proc/self/ns/net").map(|m| m.ino()).ok();
+    let mut victims: Vec<u32> = Vec::new();
+    let mut frontier = shims.clone();
+    while let Some(p) = frontier.pop() {
+        for (c, pp, _) in &procs {
+            if *pp == p && !victims.contains(c) {
+                victims.push(*c);
+                frontier.push(*c);
+            }
+        }
+    }
+    let netns: BTreeSet<u64> = victims
+        .iter()
+        .filter_map(|p| std::fs::metadata(format!("/proc/{p}/ns/net")).ok())
+        .map(|m| m.ino())
+        .filter(|i| Some(*i) != host_ns)
+        .collect();
+    for p in victims.iter().chain(&shims) {
+        let _ = Command::new("kill")
+            .args(["-KILL", &p.to_string()])
+            .status();
+    }
+    eprintln!(
+        "NOTICE: reaped {} container processes under {} leftover shims of {}",
+        victims.len(),
+        shims.len(),
+        data_dir.display()
+    );
+    for e in std::fs::read_dir("/run/netns")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if std::fs::metadata(e.path()).is_ok_and(|m| netns.contains(&m.ino())) {
+            let _ = Command::new("ip")
+                .args(["netns", "delete", &e.file_name().to_string_lossy()])
+                .status();
+        }
     }
 }
 
