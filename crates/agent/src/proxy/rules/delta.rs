@@ -48,6 +48,24 @@ fn element_changes<K: Ord>(
     }
 }
 
+/// `delete element` for what left set `name`, then `add element` for what came (one
+/// command each, none when nothing changed).
+fn set_changes<T: Ord>(
+    out: &mut String,
+    t: &str,
+    name: &str,
+    old: &BTreeSet<T>,
+    new: &BTreeSet<T>,
+    show: impl Fn(&T) -> String,
+) {
+    for (verb, from, to) in [("delete", old, new), ("add", new, old)] {
+        let els: Vec<String> = from.difference(to).map(&show).collect();
+        if !els.is_empty() {
+            let _ = writeln!(out, "{verb} element ip {t} {name} {{ {} }}", els.join(", "));
+        }
+    }
+}
+
 /// The script that turns table `ip <table>` holding `old` into `new`; empty when they are
 /// equal. None when the change cannot be made in place (an affinity set's timeout changed):
 /// the caller rebuilds the table with the full script.
@@ -94,51 +112,21 @@ pub fn delta_script(table: &str, old: &State, new: &State) -> Option<String> {
             let _ = writeln!(out, "add rule ip {t} {name} {r}");
         }
     }
-    // 3. Node addresses.
-    let (oi, ni): (BTreeSet<_>, BTreeSet<_>) =
-        (old.node_ips.iter().collect(), new.node_ips.iter().collect());
-    let gone: Vec<String> = oi.difference(&ni).map(|i| i.to_string()).collect();
-    let came: Vec<String> = ni.difference(&oi).map(|i| i.to_string()).collect();
-    if !gone.is_empty() {
-        let _ = writeln!(
-            out,
-            "delete element ip {t} nodeport-ips {{ {} }}",
-            gone.join(", ")
-        );
-    }
-    if !came.is_empty() {
-        let _ = writeln!(
-            out,
-            "add element ip {t} nodeport-ips {{ {} }}",
-            came.join(", ")
-        );
-    }
-    // 4. Hairpin pairs, then map elements: a changed key is deleted (from the map it was in),
-    // then added.
-    let hp_gone: Vec<String> = old
-        .hairpin
-        .difference(&new.hairpin)
-        .map(hairpin_element)
-        .collect();
-    let hp_came: Vec<String> = new
-        .hairpin
-        .difference(&old.hairpin)
-        .map(hairpin_element)
-        .collect();
-    if !hp_gone.is_empty() {
-        let _ = writeln!(
-            out,
-            "delete element ip {t} hairpin {{ {} }}",
-            hp_gone.join(", ")
-        );
-    }
-    if !hp_came.is_empty() {
-        let _ = writeln!(
-            out,
-            "add element ip {t} hairpin {{ {} }}",
-            hp_came.join(", ")
-        );
-    }
+    // 3. Node addresses and hairpin pairs; 4. then map elements: a changed key is deleted
+    // (from the map it was in), then added.
+    let (oi, ni): (BTreeSet<_>, BTreeSet<_>) = (
+        old.node_ips.iter().copied().collect(),
+        new.node_ips.iter().copied().collect(),
+    );
+    set_changes(&mut out, t, "nodeport-ips", &oi, &ni, |i| i.to_string());
+    set_changes(
+        &mut out,
+        t,
+        "hairpin",
+        &old.hairpin,
+        &new.hairpin,
+        hairpin_element,
+    );
     let (mut dels, mut adds) = (Vec::new(), Vec::new());
     element_changes(
         &old.service_ips,
