@@ -8,7 +8,7 @@
 mod common;
 
 use common::{eventually, Server};
-use serde_json::Value;
+
 use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::Instant;
@@ -47,45 +47,8 @@ spec:
     )
 }
 
-const CLIENT: &str = r#"apiVersion: v1
-kind: Pod
-metadata:
-  name: client
-spec:
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: c
-    image: busybox:1.36
-    command: ["sleep", "3600"]
-"#;
-
 fn slice(ips: &[String]) -> String {
-    let eps: String = ips
-        .iter()
-        .map(|ip| {
-            format!("- addresses: [\"{ip}\"]\n  conditions: {{ready: true}}\n  nodeName: {NODE}\n")
-        })
-        .collect();
-    format!(
-        r#"apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: web-manual
-  labels:
-    kubernetes.io/service-name: web
-    endpointslice.kubernetes.io/managed-by: test
-addressType: IPv4
-ports:
-- name: http
-  port: 8080
-  protocol: TCP
-endpoints:{}"#,
-        if eps.is_empty() {
-            " []\n".to_string()
-        } else {
-            format!("\n{eps}")
-        }
-    )
+    common::web::manual_slice(NODE, ips)
 }
 
 /// `curl` from the host: (exit code, body, seconds taken).
@@ -117,55 +80,13 @@ fn nftables_proxy_balances_node_ports_rejects_and_cleans_up() {
             &t,
         ],
     );
-    s.import_builtin_images();
-    s.kubectl(&["create", "namespace", NS]).ok();
-    let names = ["web-a", "web-b", "web-c"];
-    for n in names {
-        s.kubectl_stdin(&["apply", "-n", NS, "-f", "-"], &backend(n))
-            .ok();
-    }
-    s.kubectl_stdin(&["apply", "-n", NS, "-f", "-"], CLIENT)
-        .ok();
-    let ip_of = |pod: &str| -> String {
-        eventually(90, || {
-            let out = s
-                .kubectl(&["get", "pod", "-n", NS, pod, "-o", "json"])
-                .stdout;
-            let p: Value = serde_json::from_str(&out).ok()?;
-            let running = p["status"]["phase"] == "Running"
-                && p["status"]["containerStatuses"][0]["ready"] == true;
-            running
-                .then(|| p["status"]["podIP"].as_str().map(str::to_string))
-                .flatten()
-        })
-    };
-    let ips: Vec<String> = names.iter().map(|n| ip_of(n)).collect();
-    ip_of("client");
-
-    s.kubectl_stdin(
-        &["apply", "-n", NS, "-f", "-"],
-        "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  type: NodePort\n  ports:\n  - {name: http, port: 80, targetPort: 8080, protocol: TCP}\n",
-    )
-    .ok();
-    s.kubectl_stdin(&["apply", "-n", NS, "-f", "-"], &slice(&ips))
-        .ok();
-    let svc: Value = serde_json::from_str(
-        &s.kubectl(&["get", "svc", "-n", NS, "web", "-o", "json"])
-            .ok(),
-    )
-    .unwrap();
-    let vip = svc["spec"]["clusterIP"].as_str().unwrap().to_string();
-    let node_port = svc["spec"]["ports"][0]["nodePort"].as_u64().unwrap();
-    let node: Value =
-        serde_json::from_str(&s.kubectl(&["get", "node", NODE, "-o", "json"]).ok()).unwrap();
-    let node_ip = node["status"]["addresses"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["type"] == "InternalIP")
-        .and_then(|a| a["address"].as_str())
-        .unwrap()
-        .to_string();
+    let common::web::Web {
+        ips,
+        vip,
+        node_port,
+        node_ip,
+    } = common::web::start(&s, NS, NODE, backend);
+    let names = common::web::NAMES;
 
     // The table appears with the service in it.
     eventually(20, || {

@@ -11,7 +11,7 @@
 mod common;
 
 use common::{eventually, Server};
-use serde_json::Value;
+
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -58,44 +58,11 @@ spec:
     )
 }
 
-const CLIENT: &str = r#"apiVersion: v1
-kind: Pod
-metadata:
-  name: client
-spec:
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: c
-    image: busybox:1.36
-    command: ["sleep", "3600"]
-"#;
-
 fn slice(ips: &[String]) -> String {
-    let eps: String = ips
-        .iter()
-        .map(|ip| {
-            format!("- addresses: [\"{ip}\"]\n  conditions: {{ready: true}}\n  nodeName: {NODE}\n")
-        })
-        .collect();
-    format!(
-        r#"apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: web-manual
-  labels:
-    kubernetes.io/service-name: web
-    endpointslice.kubernetes.io/managed-by: test
-addressType: IPv4
-ports:
-- name: http
-  port: 8080
-  protocol: TCP
-endpoints:
-{eps}"#
-    )
+    common::web::manual_slice(NODE, ips)
 }
 
-/// When a request ended, and its answer.
+/// When a request began, and its answer.
 type Sample = (Instant, Result<String, String>);
 
 /// One HTTP/1.0 GET from the host: the body's last line, or the error.
@@ -136,55 +103,13 @@ fn userspace_proxy_fails_over_to_the_next_endpoint_and_cleans_up() {
             "10.98.0.10",
         ],
     );
-    s.import_builtin_images();
-    s.kubectl(&["create", "namespace", NS]).ok();
-    let names = ["web-a", "web-b", "web-c"];
-    for n in names {
-        s.kubectl_stdin(&["apply", "-n", NS, "-f", "-"], &backend(n))
-            .ok();
-    }
-    s.kubectl_stdin(&["apply", "-n", NS, "-f", "-"], CLIENT)
-        .ok();
-    let ip_of = |pod: &str| -> String {
-        eventually(90, || {
-            let out = s
-                .kubectl(&["get", "pod", "-n", NS, pod, "-o", "json"])
-                .stdout;
-            let p: Value = serde_json::from_str(&out).ok()?;
-            let running = p["status"]["phase"] == "Running"
-                && p["status"]["containerStatuses"][0]["ready"] == true;
-            running
-                .then(|| p["status"]["podIP"].as_str().map(str::to_string))
-                .flatten()
-        })
-    };
-    let ips: Vec<String> = names.iter().map(|n| ip_of(n)).collect();
-    ip_of("client");
-
-    s.kubectl_stdin(
-        &["apply", "-n", NS, "-f", "-"],
-        "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  type: NodePort\n  ports:\n  - {name: http, port: 80, targetPort: 8080, protocol: TCP}\n",
-    )
-    .ok();
-    s.kubectl_stdin(&["apply", "-n", NS, "-f", "-"], &slice(&ips))
-        .ok();
-    let svc: Value = serde_json::from_str(
-        &s.kubectl(&["get", "svc", "-n", NS, "web", "-o", "json"])
-            .ok(),
-    )
-    .unwrap();
-    let vip = svc["spec"]["clusterIP"].as_str().unwrap().to_string();
-    let node_port = svc["spec"]["ports"][0]["nodePort"].as_u64().unwrap();
-    let node: Value =
-        serde_json::from_str(&s.kubectl(&["get", "node", NODE, "-o", "json"]).ok()).unwrap();
-    let node_ip = node["status"]["addresses"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["type"] == "InternalIP")
-        .and_then(|a| a["address"].as_str())
-        .unwrap()
-        .to_string();
+    let common::web::Web {
+        ips,
+        vip,
+        node_port,
+        node_ip,
+    } = common::web::start(&s, NS, NODE, backend);
+    let names = common::web::NAMES;
 
     // The table redirects the VIP to a listener of the agent on the node's address.
     let key = format!("{vip} . tcp . 80 : {node_ip} . ");
@@ -263,8 +188,9 @@ fn userspace_proxy_fails_over_to_the_next_endpoint_and_cleans_up() {
         let (stop, results) = (stop.clone(), results.clone());
         std::thread::spawn(move || {
             while !stop.load(Ordering::SeqCst) {
+                let began = Instant::now();
                 let r = get(vip_addr);
-                results.lock().unwrap().push((Instant::now(), r));
+                results.lock().unwrap().push((began, r));
             }
         })
     };
@@ -288,13 +214,24 @@ fn userspace_proxy_fails_over_to_the_next_endpoint_and_cleans_up() {
     stop.store(true, Ordering::SeqCst);
     load.join().unwrap();
     let results = results.lock().unwrap();
-    let failed: Vec<&Sample> = results.iter().filter(|(_, r)| r.is_err()).collect();
+    // A request web-b had already accepted when its httpd died is lost (nothing can be
+    // retried once bytes went out); every request begun after the kill must be answered.
+    let failed: Vec<&Sample> = results
+        .iter()
+        .filter(|(at, r)| r.is_err() && *at >= killed)
+        .collect();
     assert!(
         failed.is_empty(),
-        "{} of {} requests failed: {:?}",
+        "{} of {} requests begun after the kill failed: {:?}",
         failed.len(),
         results.len(),
         failed.first()
+    );
+    let in_flight = results.iter().filter(|(_, r)| r.is_err()).count();
+    eprintln!("requests in flight on web-b when its httpd was killed and lost: {in_flight}");
+    assert!(
+        in_flight <= 2,
+        "{in_flight} requests failed around the kill"
     );
     assert!(results.len() >= 20, "only {} requests", results.len());
     let before: BTreeSet<&str> = results

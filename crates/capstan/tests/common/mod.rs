@@ -3,6 +3,8 @@
 //! the guard drops.
 #![allow(dead_code)]
 
+pub mod web;
+
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
